@@ -1,0 +1,1 @@
+"""Adapters between the gateway's domain and partners' own systems."""

@@ -1,0 +1,1 @@
+"""The walking-mileage partner gateway: domain services over SQLAlchemy."""

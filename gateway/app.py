@@ -1,0 +1,70 @@
+"""The Starlette application factory: routes, shared state, lifespan."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from gateway.db import Database
+from gateway.settings import Settings
+
+
+@dataclass
+class AppState:
+    """What every request handler shares: settings, database, keys, token verifier."""
+
+    settings: Settings
+    db: Database
+    keystore: Any = None
+    verifier: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    from auth.keys import KeyStore
+    from auth.resource import TokenVerifier
+    from auth.server import oauth_routes
+    from schema import build_schema
+    from schema.http import GatewayGraphQL, GraphQLEndpoint
+
+    settings = settings or Settings.from_env()
+    db = Database(settings.database_url)
+    state = AppState(settings=settings, db=db)
+    state.keystore = KeyStore(db=db, settings=settings)
+    state.verifier = TokenVerifier(db=db, settings=settings, keystore=state.keystore)
+
+    graphql = GraphQLEndpoint(state, GatewayGraphQL(build_schema(), state=state))
+
+    async def healthz(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            await db.ping()
+        except Exception as exc:  # noqa: BLE001 - readiness reports any database failure
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ready", "database": db.dialect})
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        *oauth_routes(state),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await state.keystore.ensure_keys()
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = state
+    return app

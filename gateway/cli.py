@@ -1,0 +1,135 @@
+"""`mileage-gateway`: serve, migrate, demo, bootstrap clients, keys, audit, documents."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from gateway.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    if not args.no_migrate:
+        from gateway.migrations import upgrade_sync
+
+        upgrade_sync(settings.database_url)
+    print(f"mileage-gateway: serving on http://{args.host}:{args.port} ({settings.env}, {settings.database_url.split(':', 1)[0]})", file=sys.stderr)
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from gateway.migrations import upgrade_sync
+
+    upgrade_sync(_settings().database_url)
+    print("database is up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from schema import export_sdl
+
+    sys.stdout.write(export_sdl())
+    return 0
+
+
+def cmd_create_admin_client(args: argparse.Namespace) -> int:
+    from gateway.bootstrap import create_admin_client
+
+    settings = _settings()
+    if not args.no_migrate:
+        from gateway.migrations import upgrade_sync
+
+        upgrade_sync(settings.database_url)
+    client_id, secret = asyncio.run(create_admin_client(settings))
+    if args.json:
+        print(json.dumps({"client_id": client_id, "client_secret": secret}))
+    else:
+        print(f"client_id:     {client_id}\nclient_secret: {secret}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from auth.keys import rotate_cli
+
+    print(json.dumps(asyncio.run(rotate_cli(_settings()))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mileage-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (migrates first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(func=cmd_migrate)
+    sub.add_parser("export-schema", help="print the GraphQL schema (SDL)").set_defaults(func=cmd_export_schema)
+
+    admin = sub.add_parser("create-admin-client", help="create an ADMIN partner if none exists and a new admin client")
+    admin.add_argument("--json", action="store_true", help='print {"client_id": ..., "client_secret": ...} only')
+    admin.add_argument("--no-migrate", action="store_true")
+    admin.set_defaults(func=cmd_create_admin_client)
+
+    keys = sub.add_parser("keys", help="signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("rotate", help="add a new signing key; the old one stays published until its tokens expire").set_defaults(func=cmd_keys_rotate)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+#: Other areas add their commands here (demo, audit verify, verify-document, jobs...).
+_EXTRA_COMMANDS: list = []
+
+
+def _register_extras() -> None:
+    import importlib
+
+    for module, name in (
+        ("gateway.demo", "register_cli"),
+        ("gateway.audit", "register_cli"),
+        ("gateway.documents", "register_cli"),
+        ("gateway.jobs", "register_cli"),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        fn = getattr(mod, name, None)
+        if fn is not None:
+            _EXTRA_COMMANDS.append(fn)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_extras()
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

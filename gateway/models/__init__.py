@@ -1,0 +1,11 @@
+"""All tables. Each area's models live in a module of their own; importing this
+package registers every table on `Base.metadata` (Alembic and tests rely on it)."""
+from gateway.db import Base  # noqa: F401
+from gateway.models.partners import *  # noqa: F401,F403
+from gateway.models.clients import *  # noqa: F401,F403
+from gateway.models.audit import *  # noqa: F401,F403
+from gateway.models.members import *  # noqa: F401,F403
+from gateway.models.ledger import *  # noqa: F401,F403
+from gateway.models.activity import *  # noqa: F401,F403
+from gateway.models.outbox import *  # noqa: F401,F403
+from gateway.models.idempotency import *  # noqa: F401,F403
