@@ -7,7 +7,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.db import Database
@@ -31,6 +32,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from auth.server import oauth_routes
     from schema import build_schema
     from schema.http import GatewayGraphQL, GraphQLEndpoint
+    from schema.settlement_http import settlement_routes
+    from gateway.statement_routes import statement_routes  # also registers the campaign listener
+    from connectors.pos_rest import pos_routes
 
     settings = settings or Settings.from_env()
     db = Database(settings.database_url)
@@ -50,21 +54,37 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ready", "database": db.dialect})
 
+    async def metrics(request: Request) -> Response:
+        from gateway.metrics import render
+
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         *oauth_routes(state),
+        *settlement_routes(state),
+        *statement_routes(state),
+        *pos_routes(state),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        from gateway.jobs import start_background, stop_background
+
         await state.keystore.ensure_keys()
+        await start_background(state)  # the job scheduler, when settings.scheduler is on
         try:
             yield
         finally:
+            await stop_background(state)
             await db.dispose()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    from gateway.metrics import MetricsMiddleware
+
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)])
     app.state.gateway = state
     return app

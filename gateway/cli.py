@@ -113,6 +113,8 @@ def _register_extras() -> None:
         ("gateway.audit", "register_cli"),
         ("gateway.documents", "register_cli"),
         ("gateway.jobs", "register_cli"),
+        ("connectors.cli", "register_cli"),
+        ("gateway.verify", "register_cli"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -55,8 +55,23 @@ class Settings:
     payment_code_ttl_seconds: int = 180
     receive_code_ttl_seconds: int = 600
     document_url_ttl_seconds: int = 3600
+    #: Records one bulk reconciliation upload may hold (POST /reconciliation/v1/reports).
+    reconciliation_max_records: int = 10_000_000
     webhook_allow_private: bool = False
     scheduler: bool = True
+
+    # Webhooks and connectors (docs/webhooks.md, docs/connectors.md).
+    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+    webhook_timeout_seconds: float = 10.0
+    connector_failure_threshold: int = 3
+    connector_cooldown_seconds: int = 300
+    connector_run_timeout_seconds: int = 600
+
+    # Token endpoint limits (docs/oauth.md): requests per client id and per address (the
+    # `limits` notation), and failed client authentications a minute before a client is slowed.
+    token_rate_per_client: str = "60/minute"
+    token_rate_per_address: str = "600/minute"
+    auth_failures_per_minute: int = 5
 
     @property
     def is_sqlite(self) -> bool:
@@ -96,8 +111,19 @@ class Settings:
             payment_code_ttl_seconds=_int(env, "GATEWAY_PAYMENT_CODE_TTL_SECONDS", 180),
             receive_code_ttl_seconds=_int(env, "GATEWAY_RECEIVE_CODE_TTL_SECONDS", 600),
             document_url_ttl_seconds=_int(env, "GATEWAY_DOCUMENT_URL_TTL_SECONDS", 3600),
+            reconciliation_max_records=_int(env, "GATEWAY_RECONCILIATION_MAX_RECORDS", 10_000_000),
             webhook_allow_private=_bool(env.get("GATEWAY_WEBHOOK_ALLOW_PRIVATE"), False),
             scheduler=_bool(env.get("GATEWAY_SCHEDULER"), True),
+            webhook_retry_schedule=tuple(
+                float(x) for x in (env.get("GATEWAY_WEBHOOK_RETRY_SCHEDULE") or "5,300,1800,7200,18000,36000,50400,72000,86400").split(",") if x.strip()
+            ),
+            webhook_timeout_seconds=float(env.get("GATEWAY_WEBHOOK_TIMEOUT_SECONDS") or 10),
+            connector_failure_threshold=_int(env, "GATEWAY_CONNECTOR_FAILURE_THRESHOLD", 3),
+            connector_cooldown_seconds=_int(env, "GATEWAY_CONNECTOR_COOLDOWN_SECONDS", 300),
+            connector_run_timeout_seconds=_int(env, "GATEWAY_CONNECTOR_RUN_TIMEOUT_SECONDS", 600),
+            token_rate_per_client=env.get("GATEWAY_TOKEN_RATE_PER_CLIENT") or "60/minute",
+            token_rate_per_address=env.get("GATEWAY_TOKEN_RATE_PER_ADDRESS") or "600/minute",
+            auth_failures_per_minute=_int(env, "GATEWAY_AUTH_FAILURES_PER_MINUTE", 5),
         )
         values.update(overrides)
         if not values["secret_key"]:

@@ -1,19 +1,89 @@
-"""`/graphql` over HTTP: bearer token first, then strawberry.
+"""`/graphql` over HTTP: bearer token, per-client limits, bounded body, then strawberry.
 
-POST only for operations (queries by GET are off: no mutation can ride a link);
-GET serves GraphiQL when it is enabled.
+In order, for a POST:
+1. the bearer token (401 without a valid one);
+2. the client's rate limit and concurrency cap (429 with Retry-After);
+3. the body, read up to `settings.max_body_bytes` and no further (413);
+4. a batch (a JSON array) only when `settings.batching` is on and with at most
+   `settings.max_batch` operations (400);
+5. automatic persisted queries (Apollo's `extensions.persistedQuery.sha256Hash`):
+   an unknown hash alone answers `PERSISTED_QUERY_NOT_FOUND`, a hash with its query
+   stores it once the query has validated; a client registered with
+   `persisted_queries_only` runs known hashes only;
+6. strawberry runs the operation(s); the schema's extensions enforce the GraphQL
+   limits and write the audit log (schema/limits.py, schema/extensions.py).
+
+Every refusal here is a JSON body `{"errors": [{"message", "extensions": {"code"}}]}`
+with `LIMIT_EXCEEDED` for a limit. Queries by GET are off (no mutation can ride a
+link): GET only serves GraphiQL, when it is enabled.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 
 from auth.resource import InvalidToken
+from gateway import metrics
+from gateway import persisted_queries as apq
+from gateway.ratelimit import ClientLimiter
 from schema.context import Context
+from schema.extensions import record_refusal
+from schema.limits import LIMIT_EXCEEDED
+
+
+def error_response(status: int, message: str, code: str | None = None, headers: dict | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"message": message}
+    if code:
+        error["extensions"] = {"code": code}
+    return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, receive: Receive, limit: int) -> bytes:
+    """The request body, or BodyTooLarge as soon as it is known to exceed `limit` bytes.
+
+    A declared Content-Length over the limit is refused without reading anything."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BodyTooLarge  # nothing to answer; the caller's response goes nowhere
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands over the already-read body, then defers to the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class GatewayGraphQL(GraphQL):
@@ -28,43 +98,186 @@ class GatewayGraphQL(GraphQL):
             multipart_uploads_enabled=False,
         )
         self.state = state
+        self.known_queries = apq.QueryCache()
 
-    async def get_context(self, request: Request, response: Response) -> Context:
-        ctx = request.scope["state"]["gateway_context"]
-        ctx.request, ctx.response = request, response
+    async def get_context(self, request: Request, response: Response) -> Context | None:
+        ctx = request.scope.get("state", {}).get("gateway_context")
+        if ctx is not None:
+            ctx.request, ctx.response = request, response
         return ctx
+
+    def _validate_batch_request(self, request_data, protocol) -> None:
+        """Batches were already checked against the settings by `GraphQLEndpoint`."""
+
+    async def execute_operation(self, request, request_adapter, request_data, context, root_value, sub_response):
+        if not isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        # A batch runs one operation after another, each with a context of its own:
+        # its own read session (a session is not safe for concurrent use), loaders and
+        # audit notes.
+        results = []
+        for data in request_data:
+            item = dataclasses.replace(context, audit=[], _session=None, _loaders=None)
+            try:
+                results.append(
+                    await self.execute_single(
+                        request=request,
+                        request_adapter=request_adapter,
+                        sub_response=sub_response,
+                        context=item,
+                        root_value=root_value,
+                        request_data=data,
+                    )
+                )
+            finally:
+                await item.close()
+        return results
+
+    async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
+        if context is None:
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        refusal, request_data, to_store = await self._persisted_query(context, request_data)
+        if refusal is not None:
+            code = refusal.extensions["code"]
+            if code != "PERSISTED_QUERY_NOT_FOUND":
+                await record_refusal(
+                    context,
+                    [{"query": request_data.query, "operationName": request_data.operation_name}],
+                    code,
+                    refusal.message,
+                )
+            return ExecutionResult(data=None, errors=[refusal])
+        result = await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        if to_store is not None and not any(not e.path for e in result.errors or ()):
+            # Stored only once it has parsed and validated: junk cannot fill the table.
+            async with context.db.transaction() as session:
+                await apq.store(
+                    session=session, sha256=to_store, query=request_data.query, client_id=context.principal.client_id
+                )
+            self.known_queries.put(to_store, request_data.query)
+        return result
+
+    async def _persisted_query(self, ctx: Context, data):
+        """(refusal error or None, request data with its query, hash to store or None)."""
+        only = await apq.persisted_only(session=ctx.session, client_id=ctx.principal.client_id)
+        persisted = (data.extensions or {}).get("persistedQuery")
+        if persisted is None:
+            if only:
+                return _coded("This client may run only persisted queries (extensions.persistedQuery).", "FORBIDDEN"), data, None
+            return None, data, None
+        sha = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        if not isinstance(persisted, dict) or persisted.get("version") != 1:
+            return _coded("Only version 1 of persisted queries is supported.", "PERSISTED_QUERY_NOT_SUPPORTED"), data, None
+        if not isinstance(sha, str) or not apq.SHA256_HEX.match(sha):
+            return _coded("persistedQuery.sha256Hash must be 64 lowercase hex digits.", "INVALID_INPUT"), data, None
+        known = self.known_queries.get(sha)
+        if known is None:
+            known = await apq.lookup(session=ctx.session, sha256=sha)
+            if known is not None:
+                self.known_queries.put(sha, known)
+        if data.query is None:
+            if known is None:
+                return _coded("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"), data, None
+            return None, dataclasses.replace(data, query=known), None
+        if apq.digest(data.query) != sha:
+            return _coded("provided sha does not match query", "INVALID_INPUT"), data, None
+        if known is None:
+            if only:
+                return _coded("This client may run only persisted queries, and this one is not known.", "FORBIDDEN"), data, None
+            return None, data, sha
+        return None, data, None
+
+
+def _coded(message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
 
 
 class GraphQLEndpoint:
-    """ASGI endpoint: authenticates POSTs, builds the Context, closes its session afterwards."""
+    """ASGI endpoint: authenticates POSTs, applies the HTTP-level limits, builds the Context."""
 
     def __init__(self, state: Any, graphql_app: GatewayGraphQL) -> None:
         self.state = state
         self.app = graphql_app
+        self.limiter = ClientLimiter.from_settings(state.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = self.state.settings
         request = Request(scope, receive)
-        if request.method == "GET":
-            if not self.state.settings.graphiql:
-                await JSONResponse({"errors": [{"message": "Queries by GET are off; POST them."}]}, 405)(scope, receive, send)
+        if request.method != "POST":
+            if request.method == "GET" and settings.graphiql and "query" not in request.query_params:
+                await self.app(scope, receive, send)  # GraphiQL's page
                 return
-            await self.app(scope, receive, send)
+            await error_response(
+                405, "Queries by GET are off; POST them as application/json.", headers={"Allow": "POST"}
+            )(scope, receive, send)
             return
         try:
             principal = await self.state.verifier.verify_request(request)
         except InvalidToken as exc:
             await exc.response()(scope, receive, send)
             return
+
+        refusal = self.limiter.admit(principal.client_id)
+        if refusal is not None:
+            metrics.LIMITED.labels(refusal.limit).inc()
+            await error_response(
+                429, refusal.message, LIMIT_EXCEEDED, headers={"Retry-After": str(refusal.retry_after)}
+            )(scope, receive, send)
+            return
+        try:
+            await self._admitted(scope, receive, send, request, principal)
+        finally:
+            self.limiter.release(principal.client_id)
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, request: Request, principal) -> None:
+        settings = self.state.settings
+        try:
+            body = await read_body(request, receive, settings.max_body_bytes)
+        except BodyTooLarge:
+            metrics.LIMITED.labels("body").inc()
+            await error_response(
+                413, f"The request body exceeds {settings.max_body_bytes} bytes.", LIMIT_EXCEEDED,
+                headers={"Connection": "close"},
+            )(scope, receive, send)
+            return
+
         ctx = Context(
             request=request,
             response=None,
             db=self.state.db,
-            settings=self.state.settings,
+            settings=settings,
             principal=principal,
             state=self.state,
         )
-        scope.setdefault("state", {})["gateway_context"] = ctx
         try:
-            await self.app(scope, receive, send)
+            refused = await self._refuse_batch(ctx, body)
+            if refused is not None:
+                metrics.LIMITED.labels("batch").inc()
+                await refused(scope, receive, send)
+                return
+            scope.setdefault("state", {})["gateway_context"] = ctx
+            await self.app(scope, replaying(body, receive), send)
         finally:
             await ctx.close()
+
+    async def _refuse_batch(self, ctx: Context, body: bytes) -> Response | None:
+        """A 400 for a batch the settings do not allow (its mutations go to the audit log)."""
+        if not body.lstrip().startswith(b"["):
+            return None
+        settings = self.state.settings
+        try:
+            operations = json.loads(body)
+        except ValueError:
+            return None  # strawberry answers malformed JSON
+        if not isinstance(operations, list):
+            return None
+        if not settings.batching:
+            message = "Batched requests (a JSON array) are off; send one operation per request."
+        elif len(operations) > settings.max_batch:
+            message = f"A batch may hold at most {settings.max_batch} operations; this one has {len(operations)}."
+        else:
+            return None
+        await record_refusal(ctx, operations, LIMIT_EXCEEDED, message)
+        return error_response(400, message, LIMIT_EXCEEDED)

@@ -81,3 +81,29 @@ async def paginate(
 
 def _key_value(row, key) -> int:
     return getattr(row, key.key)
+
+
+def connection(
+    rows: Sequence[Row], n: int, *, cursor_of: Callable[[Row], int], to_node: Callable[[Row], T], has_previous: bool
+) -> Connection[T]:
+    """A connection from rows a service fetched with `limit=n + 1` (the extra row tells
+    whether there is a next page)."""
+    page = rows[:n]
+    edges = [Edge(node=to_node(row), cursor=encode_cursor(cursor_of(row))) for row in page]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > n,
+            has_previous_page=has_previous,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
+def after_position(after: str | None) -> int | None:
+    """The position an `after` cursor names (None for the first page); INVALID_INPUT if malformed."""
+    position = decode_cursor(after)
+    if position == -1:
+        raise graphql_error("INVALID_INPUT", "`after` is not a cursor of this list")
+    return position

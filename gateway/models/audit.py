@@ -1,4 +1,4 @@
-"""The audit log: every mutation, allowed or refused, in a hash chain."""
+"""The audit log: every mutation, allowed or refused, in a hash chain (see gateway/audit.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,15 +8,44 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, BigId, IdMixin, utcnow
 
+__all__ = ["AuditEvent", "AuditChainHead", "GENESIS_HASH"]
+
+#: `prev_hash` of the first event of the chain.
+GENESIS_HASH = "0" * 64
+
 
 class AuditEvent(IdMixin, Base):
+    """One mutation field of one request: who, for which partner, what, and how it ended.
+
+    `hash` = SHA-256(prev_hash + canonical JSON of the other fields); `prev_hash` is the
+    `hash` of the event before it (by id), so changing, removing or reordering a row
+    breaks the chain from there on.
+    """
+
     __tablename__ = "audit_events"
 
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     client_id: Mapped[str] = mapped_column(sa.String(64))
     partner_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("partners.id"))
     operation: Mapped[str] = mapped_column(sa.String(128))
+    #: "OK", a contract ErrorCode (FORBIDDEN, LIMIT_EXCEEDED, INSUFFICIENT_POINTS, ...) or
+    #: GRAPHQL_VALIDATION_FAILED / GRAPHQL_PARSE_FAILED / INTERNAL_ERROR.
     outcome: Mapped[str] = mapped_column(sa.String(64))
     detail: Mapped[str | None] = mapped_column(sa.Text)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
+class AuditChainHead(Base):
+    """The single row (id 1) naming the newest event of the chain.
+
+    Writers update it in the same transaction as the event they append, so a
+    truncated tail (rows deleted from the end) shows up in `audit verify`.
+    """
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    last_event_id: Mapped[int | None] = mapped_column(BigId)
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+    events: Mapped[int] = mapped_column(default=0)

@@ -43,6 +43,17 @@ class SigningKey(Base):
     """An asymmetric key that signs access tokens or documents; private half encrypted at rest."""
 
     __tablename__ = "signing_keys"
+    __table_args__ = (
+        # At most one current (signing) key per algorithm, even with several processes
+        # creating or rotating keys at once: the loser of a race gets an IntegrityError.
+        sa.Index(
+            "uq_signing_keys_current_alg",
+            "alg",
+            unique=True,
+            sqlite_where=sa.text("retired_at IS NULL"),
+            postgresql_where=sa.text("retired_at IS NULL"),
+        ),
+    )
 
     kid: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     #: "ES256" signs access tokens, "EdDSA" signs statements and settlements.

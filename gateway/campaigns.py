@@ -1,0 +1,540 @@
+"""Campaigns: a sponsor's pledge to a beneficiary, and the commitment that walking builds.
+
+What a caller may rely on
+-------------------------
+* **Status** follows the calendar in Asia/Seoul: SCHEDULED before `starts_on`, ACTIVE from
+  `starts_on` through `ends_on`, ENDED after (`campaign_status`).
+* **Who sees a campaign** (`visible_campaigns`, `can_see`): its SPONSOR, its BENEFICIARY,
+  every OPERATOR (campaigns are offers operators enrol their members in, so they must be
+  able to find them) and ADMIN. A MERCHANT sees none.
+* **Joining** (`join_campaign`): an operator enrols one of its members (enrolled in the
+  program first if new) in a SCHEDULED or ACTIVE campaign; an ENDED one raises
+  `CampaignNotActive`. Joining twice changes nothing. Walking the member already recorded
+  for dates within the campaign counts from the moment it joins.
+* **Commitments** grow as walking arrives (`on_activity`, a listener of
+  `gateway.activity.record_activities`): walking on a date within the campaign's dates (the
+  walk date, not the arrival date) by a participant adds to the campaign's exact total of
+  metres, and the distance commitment is `floor(total_m x won_per_km / 1000)` (one rounding,
+  so remainders carry and many days add up exactly). A participant whose steps within the
+  dates reach `goal_steps` adds `won_per_achiever` once (`campaign.goal_reached`); a
+  correction of walking corrects both, downwards too.
+* **Budget**: `committed_won = distance_won + achievement_won + matched_won` never exceeds
+  `budget_won`. A commitment that would pass it is cut to what is left, and
+  `campaign.budget_exhausted` is emitted when the commitment reaches the budget. A cut part
+  is not owed; if a correction later frees budget, the next commitment may use it.
+* **Per-day figures** (`CampaignDay`): every change is also added to the open row of its walk
+  date (participants, metres, won already cut), which statements read and seal, so the
+  days of a statement always sum to its lines.
+* **Ledger**: commitments are won, posted in unit "KRW" from the sponsor's "commitments"
+  account to the beneficiary's (DONATE up, ADJUST for a correction down), so the sponsor's
+  KRW balance is minus what it owes across its campaigns.
+
+Concurrency: every change to commitments takes one lock first (`lock_commitments`: a
+PostgreSQL transaction-level advisory lock; SQLite serializes writers anyway). A campaign's
+running total is one hot row by nature; taking the same lock first everywhere means two
+operators' batches touching the same campaigns in different orders cannot deadlock.
+Joining takes the operator's issuance-account lock before it (as `record_activities` does),
+so a batch of that operator in flight is either fully counted by the join or sees the new
+participant.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import activity, ledger
+from gateway.db import utcnow
+from gateway.errors import BudgetExhausted, CampaignNotActive, InvalidInput, MemberSuspended, NotFound
+from gateway.members import enroll
+from gateway.models import Account, ActivityRecord, EntryKind, Member, MemberStatus, Partner, PartnerKind
+from gateway.models.campaigns import OPEN, Campaign, CampaignDay, CampaignParticipant, CampaignStatus
+from gateway.outbox import emit
+from gateway.partners import CODE_PATTERN
+
+#: The unit of sponsors' commitments in the ledger.
+KRW = "KRW"
+COMMITMENTS = "commitments"
+
+MAX_WON = 10**15
+MAX_MATCH_RATIO = Decimal(100)
+#: Key of the PostgreSQL advisory lock that serializes changes to commitments.
+COMMITMENT_LOCK_KEY = 0x6D696C6563616D70  # "milecamp"
+
+
+# ---------------------------------------------------------------- rounding rules (one function each)
+
+
+def won_for_distance(metres: int, won_per_km: int) -> int:
+    """Won for an exact total of metres: `floor(metres x won_per_km / 1000)`."""
+    return metres * won_per_km // 1000 if metres > 0 else 0
+
+
+def matched_won(won_value: int, match_ratio: Decimal) -> int:
+    """A sponsor's match of a donation worth `won_value`: `floor(won_value x match_ratio)`."""
+    return int((Decimal(won_value) * Decimal(match_ratio)).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def within_budget(due: int, committed: int, headroom: int) -> int:
+    """What a component of the commitment becomes when it should be `due`, is `committed`
+    now and `headroom` won are left in the budget: never more than the budget allows,
+    and a decrease is always taken in full."""
+    return min(due, committed + headroom)
+
+
+def km(metres: int) -> Decimal:
+    """Exact kilometres of a number of metres."""
+    return (Decimal(metres) / 1000).normalize() if metres else Decimal(0)
+
+
+# ---------------------------------------------------------------- calendar, visibility
+
+
+def seoul_today(now: dt.datetime | None = None) -> dt.date:
+    return ledger.seoul_date(now or utcnow())
+
+
+def campaign_status(campaign: Campaign, today: dt.date) -> CampaignStatus:
+    if today < campaign.starts_on:
+        return CampaignStatus.SCHEDULED
+    if today <= campaign.ends_on:
+        return CampaignStatus.ACTIVE
+    return CampaignStatus.ENDED
+
+
+def _status_clause(status: CampaignStatus, today: dt.date):
+    if status == CampaignStatus.SCHEDULED:
+        return Campaign.starts_on > today
+    if status == CampaignStatus.ACTIVE:
+        return sa.and_(Campaign.starts_on <= today, Campaign.ends_on >= today)
+    return Campaign.ends_on < today
+
+
+def can_see(campaign: Campaign, *, partner_id: int, partner_kind: str) -> bool:
+    """Tenancy of one campaign (see the module docstring)."""
+    if partner_kind in ("ADMIN", "OPERATOR"):
+        return True
+    if partner_kind == "SPONSOR":
+        return campaign.sponsor_id == partner_id
+    if partner_kind == "BENEFICIARY":
+        return campaign.beneficiary_id == partner_id
+    return False
+
+
+def visible_campaigns(
+    *, partner_id: int, partner_kind: str, status: CampaignStatus | None = None, today: dt.date | None = None
+) -> sa.Select:
+    """The campaigns a partner may see, optionally of one status (order left to the caller)."""
+    stmt = sa.select(Campaign)
+    if partner_kind == "SPONSOR":
+        stmt = stmt.where(Campaign.sponsor_id == partner_id)
+    elif partner_kind == "BENEFICIARY":
+        stmt = stmt.where(Campaign.beneficiary_id == partner_id)
+    elif partner_kind not in ("ADMIN", "OPERATOR"):
+        stmt = stmt.where(sa.false())
+    if status is not None:
+        stmt = stmt.where(_status_clause(CampaignStatus(status), today or seoul_today()))
+    return stmt
+
+
+async def get_campaign(session: AsyncSession, code: str) -> Campaign | None:
+    return (
+        await session.execute(sa.select(Campaign).where(Campaign.code == code).execution_options(populate_existing=True))
+    ).scalar_one_or_none()
+
+
+async def require_campaign(session: AsyncSession, code: str, *, field: list[str] | None = None) -> Campaign:
+    campaign = await get_campaign(session, code)
+    if campaign is None:
+        raise NotFound(f"No campaign with code {code!r}", field=field)
+    return campaign
+
+
+# ---------------------------------------------------------------- creating
+
+
+def _check_won(value: int, name: str, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0) or value > MAX_WON:
+        low = "1" if positive else "0"
+        raise InvalidInput(f"{name} must be a whole number from {low} to {MAX_WON}", field=["input", name])
+    return value
+
+
+async def create_campaign(
+    *,
+    session: AsyncSession,
+    code: str,
+    name: str,
+    sponsor_code: str,
+    beneficiary_code: str,
+    starts_on: dt.date,
+    ends_on: dt.date,
+    won_per_km: int,
+    goal_steps: int | None,
+    won_per_achiever: int,
+    match_ratio: Decimal,
+    budget_won: int,
+    now: dt.datetime | None = None,
+) -> Campaign:
+    """A new campaign of `sponsor_code` for `beneficiary_code` (the caller decides whether
+    the calling partner may name that sponsor)."""
+    now = now or utcnow()
+    if not isinstance(code, str) or not CODE_PATTERN.match(code):
+        raise InvalidInput("code must be a lowercase slug (a-z, 0-9, -), 2 to 63 characters", field=["input", "code"])
+    if not name or not name.strip() or len(name) > 200:
+        raise InvalidInput("name must be 1 to 200 characters", field=["input", "name"])
+    if ends_on < starts_on:
+        raise InvalidInput("endsOn must not be before startsOn", field=["input", "endsOn"])
+    if ends_on < seoul_today(now):
+        raise InvalidInput("endsOn is in the past: the campaign would have ended already", field=["input", "endsOn"])
+    _check_won(won_per_km, "wonPerKm")
+    _check_won(won_per_achiever, "wonPerAchiever")
+    _check_won(budget_won, "budgetWon", positive=True)
+    if goal_steps is not None and (isinstance(goal_steps, bool) or not isinstance(goal_steps, int) or not 1 <= goal_steps <= 10**9):
+        raise InvalidInput("goalSteps must be a whole number from 1 to 1000000000", field=["input", "goalSteps"])
+    if won_per_achiever > 0 and goal_steps is None:
+        raise InvalidInput("wonPerAchiever needs goalSteps, the goal to reach", field=["input", "goalSteps"])
+    match_ratio = Decimal(match_ratio)
+    if not match_ratio.is_finite() or match_ratio < 0 or match_ratio > MAX_MATCH_RATIO:
+        raise InvalidInput(f"matchRatio must be from 0 to {MAX_MATCH_RATIO}", field=["input", "matchRatio"])
+    if match_ratio.as_tuple().exponent < -6:
+        raise InvalidInput("matchRatio has at most 6 decimal places", field=["input", "matchRatio"])
+    if await get_campaign(session, code) is not None:
+        raise InvalidInput(f"A campaign with code {code!r} exists already", field=["input", "code"])
+    sponsor = await _partner(session, sponsor_code, PartnerKind.SPONSOR, ["input", "sponsorCode"])
+    beneficiary = await _partner(session, beneficiary_code, PartnerKind.BENEFICIARY, ["input", "beneficiaryCode"])
+    campaign = Campaign(
+        code=code,
+        name=name.strip(),
+        sponsor_id=sponsor.id,
+        beneficiary_id=beneficiary.id,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        won_per_km=won_per_km,
+        goal_steps=goal_steps,
+        won_per_achiever=won_per_achiever,
+        match_ratio=match_ratio,
+        budget_won=budget_won,
+        participants=0,
+        distance_m=0,
+        distance_won=0,
+        achievers=0,
+        achievement_won=0,
+        matched_won=0,
+        committed_won=0,
+        created_at=now,
+    )
+    session.add(campaign)
+    await session.flush()
+    await commitment_accounts(session, campaign)  # created now, off the hot path
+    return campaign
+
+
+async def _partner(session: AsyncSession, code: str | None, kind: PartnerKind, field: list[str]) -> Partner:
+    partner = None
+    if code:
+        partner = (await session.execute(sa.select(Partner).where(Partner.code == code))).scalar_one_or_none()
+    if partner is None or partner.kind != kind:
+        raise NotFound(f"No {kind.value.lower()} with code {code!r}", field=field)
+    return partner
+
+
+# ---------------------------------------------------------------- locks, accounts
+
+
+async def lock_commitments(session: AsyncSession) -> None:
+    """Take the commitments lock until the transaction ends (re-entrant; SQLite: no-op)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMITMENT_LOCK_KEY})
+
+
+async def _locked(session: AsyncSession, campaign_id: int) -> Campaign:
+    return (
+        await session.execute(
+            sa.select(Campaign).where(Campaign.id == campaign_id).with_for_update().execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+async def commitment_accounts(session: AsyncSession, campaign: Campaign) -> tuple[Account, Account]:
+    """(sponsor's, beneficiary's) KRW commitment accounts."""
+    sponsor = await ledger.partner_account(session, campaign.sponsor_id, KRW, COMMITMENTS)
+    beneficiary = await ledger.partner_account(session, campaign.beneficiary_id, KRW, COMMITMENTS)
+    return sponsor, beneficiary
+
+
+async def _post_commitment(
+    session: AsyncSession, campaign: Campaign, delta_won: int, memo: str, *, reference: str | None = None, now: dt.datetime
+) -> None:
+    if delta_won == 0:
+        return
+    sponsor, beneficiary = await commitment_accounts(session, campaign)
+    if delta_won > 0:
+        leg, kind = ledger.Leg(sponsor, beneficiary, delta_won), EntryKind.DONATE
+    else:
+        leg, kind = ledger.Leg(beneficiary, sponsor, -delta_won), EntryKind.ADJUST
+    await ledger.post(session=session, kind=kind, legs=[leg], memo=memo, reference=reference, now=now, savepoint=False)
+
+
+async def _add_to_day(session: AsyncSession, campaign_id: int, date: dt.date, **deltas: int) -> None:
+    """Add to the campaign's open row for `date` (created on first use; callers hold the lock)."""
+    deltas = {k: v for k, v in deltas.items() if v}
+    if not deltas:
+        return
+    t = CampaignDay.__table__
+    updated = await session.execute(
+        sa.update(t)
+        .where(t.c.campaign_id == campaign_id, t.c.date == date, t.c.sealed_by == OPEN)
+        .values(**{k: t.c[k] + v for k, v in deltas.items()})
+    )
+    if updated.rowcount == 0:
+        row = dict(participants=0, distance_m=0, distance_won=0, achievers=0, achievement_won=0, matched_won=0)
+        row.update(deltas)
+        await session.execute(sa.insert(t).values(campaign_id=campaign_id, date=date, sealed_by=OPEN, **row))
+
+
+async def _note_budget(session: AsyncSession, campaign: Campaign, before: int, now: dt.datetime) -> None:
+    """Emit campaign.budget_exhausted when the commitment has just reached the budget."""
+    if campaign.committed_won >= campaign.budget_won and before < campaign.budget_won:
+        campaign.budget_exhausted_at = now
+        await emit(
+            session=session,
+            type="campaign.budget_exhausted",
+            partner_ids=[campaign.sponsor_id, campaign.beneficiary_id],
+            data={
+                "campaign": campaign.code,
+                "budgetWon": str(campaign.budget_won),
+                "committedWon": str(campaign.committed_won),
+                "distanceWon": str(campaign.distance_won),
+                "achievementWon": str(campaign.achievement_won),
+                "matchedWon": str(campaign.matched_won),
+            },
+            now=now,
+        )
+    elif campaign.committed_won < campaign.budget_won:
+        campaign.budget_exhausted_at = None
+
+
+# ---------------------------------------------------------------- walking -> commitments
+
+
+def _walked(figures) -> bool:
+    return figures is not None and (figures.steps > 0 or figures.distance_meters > 0)
+
+
+async def _apply_walk(
+    session: AsyncSession,
+    campaign: Campaign,
+    participant: CampaignParticipant,
+    member: Member,
+    date: dt.date,
+    old,
+    new,
+    now: dt.datetime,
+) -> int:
+    """Count one day's change of a participant's walking; returns the change in won committed."""
+    d_m = new.distance_meters - (old.distance_meters if old is not None else 0)
+    d_steps = new.steps - (old.steps if old is not None else 0)
+    d_participants = int(_walked(new)) - int(_walked(old))
+    before = campaign.committed_won
+
+    campaign.distance_m += d_m
+    distance_won = within_budget(
+        won_for_distance(campaign.distance_m, campaign.won_per_km),
+        campaign.distance_won,
+        campaign.budget_won - campaign.committed_won,
+    )
+    d_won = distance_won - campaign.distance_won
+    campaign.distance_won = distance_won
+    campaign.committed_won += d_won
+    participant.steps += d_steps
+    participant.distance_m += d_m
+    await _add_to_day(session, campaign.id, date, participants=d_participants, distance_m=d_m, distance_won=d_won)
+
+    if campaign.goal_steps:
+        reached = participant.steps >= campaign.goal_steps
+        if reached and participant.achieved_on is None:
+            won = within_budget(campaign.won_per_achiever, 0, campaign.budget_won - campaign.committed_won)
+            participant.achieved_on, participant.achievement_won = date, won
+            campaign.achievers += 1
+            campaign.achievement_won += won
+            campaign.committed_won += won
+            await _add_to_day(session, campaign.id, date, achievers=1, achievement_won=won)
+            await _goal_reached(session, campaign, member, date, won, now)
+        elif not reached and participant.achieved_on is not None:
+            won = participant.achievement_won
+            await _add_to_day(session, campaign.id, participant.achieved_on, achievers=-1, achievement_won=-won)
+            campaign.achievers -= 1
+            campaign.achievement_won -= won
+            campaign.committed_won -= won
+            participant.achieved_on, participant.achievement_won = None, 0
+    await _note_budget(session, campaign, before, now)
+    return campaign.committed_won - before
+
+
+async def _goal_reached(session, campaign: Campaign, member: Member, date: dt.date, won: int, now: dt.datetime) -> None:
+    data = {
+        "campaign": campaign.code,
+        "date": date.isoformat(),
+        "goalSteps": str(campaign.goal_steps),
+        "achievementWon": str(won),
+        "achievers": str(campaign.achievers),
+        "committedWon": str(campaign.committed_won),
+    }
+    operator_code = await session.scalar(sa.select(Partner.code).where(Partner.id == member.operator_id))
+    # The sponsor and the beneficiary learn that a participant reached the goal; only the
+    # member's own operator learns which member it was.
+    await emit(session=session, type="campaign.goal_reached", partner_ids=[campaign.sponsor_id, campaign.beneficiary_id],
+               data={**data, "operator": operator_code}, now=now)
+    await emit(session=session, type="campaign.goal_reached", partner_ids=[member.operator_id],
+               data={**data, "operator": operator_code, "memberExternalId": member.external_id}, now=now)
+
+
+async def on_activity(*, session: AsyncSession, member: Member, date: dt.date, old, new) -> None:
+    """`gateway.activity` listener: a participant's day was credited or corrected."""
+    rows = (
+        await session.execute(
+            sa.select(CampaignParticipant.id, CampaignParticipant.campaign_id)
+            .join(Campaign, Campaign.id == CampaignParticipant.campaign_id)
+            .where(CampaignParticipant.member_id == member.id, Campaign.starts_on <= date, Campaign.ends_on >= date)
+            .order_by(CampaignParticipant.campaign_id)
+        )
+    ).all()
+    if not rows:
+        return
+    now = utcnow()
+    await lock_commitments(session)
+    for participant_id, campaign_id in rows:
+        campaign = await _locked(session, campaign_id)
+        participant = await session.get(CampaignParticipant, participant_id, populate_existing=True)
+        d_won = await _apply_walk(session, campaign, participant, member, date, old, new, now)
+        what = "correction of the walk" if old is not None else "walk"
+        await _post_commitment(
+            session, campaign, d_won, f"campaign {campaign.code}: {what} of {date.isoformat()}", now=now
+        )
+    await session.flush()
+
+
+if on_activity not in activity.listeners:
+    activity.listeners.append(on_activity)
+
+
+# ---------------------------------------------------------------- joining
+
+
+async def join_campaign(
+    *, session: AsyncSession, operator_id: int, member_external_id: str, campaign_code: str, now: dt.datetime | None = None
+) -> Campaign:
+    """Enrol the operator's member in the campaign (see the module docstring)."""
+    now = now or utcnow()
+    found = await require_campaign(session, campaign_code, field=["input", "campaignCode"])
+    if campaign_status(found, seoul_today(now)) == CampaignStatus.ENDED:
+        raise CampaignNotActive(f"Campaign {campaign_code!r} ended on {found.ends_on.isoformat()}", field=["input", "campaignCode"])
+    # Same order as record_activities: the operator's issuance account, then commitments.
+    issuance = await ledger.issuance_account(session, operator_id)
+    await session.execute(sa.select(Account.id).where(Account.id == issuance.id).with_for_update())
+    member = await enroll(session=session, operator_id=operator_id, external_id=member_external_id, now=now)
+    if member.status != MemberStatus.ACTIVE:
+        raise MemberSuspended(f"the member is {member.status.value}", field=["input", "memberExternalId"])
+    await lock_commitments(session)
+    campaign = await _locked(session, found.id)
+    exists = await session.scalar(
+        sa.select(CampaignParticipant.id).where(
+            CampaignParticipant.campaign_id == campaign.id, CampaignParticipant.member_id == member.id
+        )
+    )
+    if exists is not None:
+        return campaign
+    participant = CampaignParticipant(
+        campaign_id=campaign.id, member_id=member.id, steps=0, distance_m=0, achievement_won=0, joined_at=now
+    )
+    session.add(participant)
+    campaign.participants += 1
+    await session.flush()
+    # Walking already recorded within the campaign's dates counts, in date order (so a goal
+    # is reached on the day the steps first add up to it).
+    records = (
+        await session.execute(
+            sa.select(ActivityRecord)
+            .where(
+                ActivityRecord.member_id == member.id,
+                ActivityRecord.date >= campaign.starts_on,
+                ActivityRecord.date <= campaign.ends_on,
+            )
+            .order_by(ActivityRecord.date)
+        )
+    ).scalars().all()
+    total = 0
+    for record in records:
+        figures = activity.ActivityFigures(record.steps, record.distance_meters, record.points_credited)
+        total += await _apply_walk(session, campaign, participant, member, record.date, None, figures, now)
+    await _post_commitment(session, campaign, total, f"campaign {campaign.code}: walking recorded before joining", now=now)
+    await session.flush()
+    return campaign
+
+
+# ---------------------------------------------------------------- matching donations
+
+
+async def match_donation(
+    *, session: AsyncSession, campaign: Campaign, won_value: int, reference: str, now: dt.datetime
+) -> int:
+    """Commit the sponsor's match of a donation worth `won_value` (returns the won matched).
+
+    CampaignNotActive outside the campaign's dates; BudgetExhausted when a match is due and
+    nothing is left of the budget (a partial match is cut to what is left).
+    """
+    if campaign_status(campaign, seoul_today(now)) != CampaignStatus.ACTIVE:
+        raise CampaignNotActive(f"Campaign {campaign.code!r} is not active", field=["input", "campaignCode"])
+    await lock_commitments(session)
+    campaign = await _locked(session, campaign.id)
+    due = matched_won(won_value, campaign.match_ratio)
+    headroom = campaign.budget_won - campaign.committed_won
+    if due > 0 and headroom <= 0:
+        raise BudgetExhausted(f"Campaign {campaign.code!r} has no budget left to match donations", field=["input", "campaignCode"])
+    won = within_budget(due, 0, headroom)
+    if won == 0:
+        return 0
+    before = campaign.committed_won
+    campaign.matched_won += won
+    campaign.committed_won += won
+    await _add_to_day(session, campaign.id, seoul_today(now), matched_won=won)
+    await _post_commitment(session, campaign, won, f"campaign {campaign.code}: match of a donation", reference=reference, now=now)
+    await _note_budget(session, campaign, before, now)
+    await session.flush()
+    return won
+
+
+def figures(campaign: Campaign) -> dict[str, Any]:
+    """A campaign's running figures (for events and logs)."""
+    return {
+        "campaign": campaign.code,
+        "participants": campaign.participants,
+        "distanceKm": str(km(campaign.distance_m)),
+        "committedWon": str(campaign.committed_won),
+        "budgetWon": str(campaign.budget_won),
+    }
+
+
+__all__ = [
+    "KRW",
+    "campaign_status",
+    "can_see",
+    "commitment_accounts",
+    "create_campaign",
+    "get_campaign",
+    "join_campaign",
+    "km",
+    "lock_commitments",
+    "match_donation",
+    "matched_won",
+    "on_activity",
+    "require_campaign",
+    "seoul_today",
+    "visible_campaigns",
+    "within_budget",
+    "won_for_distance",
+]

@@ -1,0 +1,47 @@
+"""Operator queries: one of its members, with balance, activity and ledger entries."""
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+
+from gateway import members as member_service, partners as partner_service
+from gateway.models import Member as MemberRow
+from gateway.models import PartnerKind
+from schema.node import node_resolver
+from schema.permissions import OPERATOR, needs, principal_of, visible_to
+from schema.types.members import Member
+
+
+@node_resolver("Member")
+async def _member_node(info, pk: int) -> Member | None:
+    row = await info.context.session.get(MemberRow, pk)
+    if row is None or not visible_to(principal_of(info), row.operator_id):
+        return None
+    return Member.from_model(row)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="OPERATOR: one of its own members. ADMIN: any member, operatorCode required.",
+        extensions=needs("members:read", OPERATOR),
+    )
+    async def member(self, info: strawberry.Info, external_id: str, operator_code: Optional[str] = None) -> Optional[Member]:
+        principal = principal_of(info)
+        session = info.context.session
+        if principal.is_admin:
+            if operator_code is None:
+                from schema.errors import graphql_error
+
+                raise graphql_error("INVALID_INPUT", "ADMIN must name the member's operator: operatorCode")
+            operator = await partner_service.get_by_code(session, operator_code)
+            if operator is None or operator.kind != PartnerKind.OPERATOR:
+                return None
+            operator_id = operator.id
+        else:
+            # An operator sees only its own members; naming another operator finds nothing.
+            if operator_code is not None and operator_code != principal.partner_code:
+                return None
+            operator_id = principal.partner_id
+        return Member.from_model(await member_service.get_member(session, operator_id, external_id))

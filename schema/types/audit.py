@@ -1,0 +1,41 @@
+"""The audit log as partners' ADMIN sees it."""
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+
+from gateway import models
+from schema.ids import encode_id
+from schema.scalars import DateTime
+from schema.types.partners import Partner
+
+
+async def _partner(root: "AuditEvent", info: strawberry.Info) -> Optional[Partner]:
+    if root.partner_id is None:
+        return None
+    return Partner.from_model(await info.context.loaders.partner.load(root.partner_id))
+
+
+@strawberry.type
+class AuditEvent:
+    id: strawberry.ID
+    at: DateTime
+    client_id: str
+    partner: Optional[Partner] = strawberry.field(resolver=_partner)
+    operation: str
+    outcome: str
+    hash: str = strawberry.field(description="Hex SHA-256 chaining this event to the one before it.")
+    partner_id: strawberry.Private[Optional[int]]
+
+    @classmethod
+    def from_model(cls, row: models.AuditEvent) -> "AuditEvent":
+        return cls(
+            id=strawberry.ID(encode_id("AuditEvent", row.id)),
+            at=row.at,
+            client_id=row.client_id,
+            operation=row.operation,
+            outcome=row.outcome,
+            hash=row.hash,
+            partner_id=row.partner_id,
+        )
