@@ -268,8 +268,9 @@ class KeyStore:
                         "alg": alg,
                         "kid": new.kid,
                         "retired_kid": old.kid if old else None,
+                        # When the old key leaves the JWKS: document keys never do.
                         "retired_published_until": (
-                            old.publish_until.isoformat() if old and old.publish_until else None
+                            None if old is None else old.publish_until.isoformat() if old.publish_until else "indefinitely"
                         ),
                     }
                 )
@@ -284,44 +285,52 @@ class KeyStore:
     async def refresh(self) -> None:
         """Re-read every published key and decrypt the current ones."""
         async with self._lock:
-            now = utcnow()
-            async with self.db.session() as session:
-                rows = (
-                    await session.execute(
-                        sa.select(SigningKey).where(
-                            sa.or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now)
-                        )
-                    )
-                ).scalars().all()
-            published: dict[str, PublishedKey] = {}
-            signing: dict[str, Key] = {}
-            for row in rows:
-                public_jwk = json.loads(row.public_jwk)
-                published[row.kid] = PublishedKey(
-                    kid=row.kid,
-                    alg=row.alg,
-                    public=import_key(public_jwk),
-                    public_jwk=public_jwk,
-                    current=row.retired_at is None,
-                    publish_until=row.publish_until,
-                )
-                if row.retired_at is None:
-                    private = decrypt_private_key(
-                        self.settings.secret_key, kid=row.kid, alg=row.alg, blob=row.private_key_encrypted
-                    )
-                    signing[row.alg] = import_key(private)
-            self._published = published
-            self._signing = signing
-            self._loaded_at = time.monotonic()
+            await self._reload()
 
     async def refresh_if_stale(self) -> None:
-        if time.monotonic() - self._loaded_at >= self.REFRESH_SECONDS:
-            await self.refresh()
+        if self._stale():
+            async with self._lock:
+                if self._stale():  # another task may have reloaded while we waited
+                    await self._reload()
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._loaded_at >= self.REFRESH_SECONDS
+
+    async def _reload(self) -> None:
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    sa.select(SigningKey).where(
+                        sa.or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now)
+                    )
+                )
+            ).scalars().all()
+        published: dict[str, PublishedKey] = {}
+        signing: dict[str, Key] = {}
+        for row in rows:
+            public_jwk = json.loads(row.public_jwk)
+            published[row.kid] = PublishedKey(
+                kid=row.kid,
+                alg=row.alg,
+                public=import_key(public_jwk),
+                public_jwk=public_jwk,
+                current=row.retired_at is None,
+                publish_until=row.publish_until,
+            )
+            if row.retired_at is None:
+                private = decrypt_private_key(
+                    self.settings.secret_key, kid=row.kid, alg=row.alg, blob=row.private_key_encrypted
+                )
+                signing[row.alg] = import_key(private)
+        self._published = published
+        self._signing = signing
+        self._loaded_at = time.monotonic()
 
     async def sync_current(self) -> None:
         """One small query: reload if another process rotated (the current kids changed)."""
-        if time.monotonic() - self._loaded_at >= self.REFRESH_SECONDS:
-            await self.refresh()
+        if self._stale():
+            await self.refresh_if_stale()
             return
         async with self.db.session() as session:
             rows = (await session.execute(sa.select(SigningKey.alg, SigningKey.kid).where(SigningKey.retired_at.is_(None)))).all()

@@ -453,14 +453,16 @@ async def read_form(request: Request) -> ImmutableMultiDict:
 
 
 def oauth2_request(request: Request, form: ImmutableMultiDict, settings: Settings) -> StarletteOAuth2Request:
-    uri = str(request.url)
+    # Authlib judges the transport (OAuth needs TLS) on the URI it is given. We give it the
+    # endpoint's public URL, GATEWAY_ISSUER + path: TLS usually ends at a proxy in front of
+    # us, so the hop we see may be plain HTTP while partners use HTTPS. An http:// issuer
+    # passes on loopback only, or anywhere in development (a LAN demo).
+    uri = settings.issuer + request.url.path
     try:
         InsecureTransportError.check(uri)
     except InsecureTransportError:
         if not settings.development:
             raise
-        # Development only: plain HTTP on a non-loopback host (a LAN demo). Authlib checks the
-        # transport on the URI it is given; production keeps Authlib's refusal.
         uri = urlunsplit(urlsplit(uri)._replace(scheme="https"))
     try:
         extract_basic_authorization(request.headers)

@@ -154,6 +154,8 @@ async def revoke(db: Database, *, jti: str, expires_at: dt.datetime) -> None:
     """Refuse the token `jti` from now on (idempotent). Kept until it would have expired."""
     async with db.transaction() as session:
         await session.execute(_insert_ignoring_duplicates(db, RevokedToken, {"jti": jti, "expires_at": expires_at}))
+        # Housekeeping on the way: a revoked jti past its expiry needs no memory.
+        await session.execute(sa.delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
 
 
 async def use_assertion(db: Database, *, client_id: str, jti: str, expires_at: dt.datetime) -> bool:
@@ -162,6 +164,8 @@ async def use_assertion(db: Database, *, client_id: str, jti: str, expires_at: d
         result = await session.execute(
             _insert_ignoring_duplicates(db, UsedAssertion, {"jti": jti, "client_id": client_id, "expires_at": expires_at})
         )
+        # An expired assertion is refused on its exp already: forget old jtis.
+        await session.execute(sa.delete(UsedAssertion).where(UsedAssertion.expires_at < utcnow() - dt.timedelta(minutes=5)))
         return result.rowcount == 1
 
 

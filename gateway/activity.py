@@ -348,10 +348,10 @@ async def _enroll_all(session: AsyncSession, operator_id: int, external_ids: set
         rows = [dict(operator_id=operator_id, external_id=x, status=MemberStatus.ACTIVE, enrolled_at=now, updated_at=now) for x in missing]
         try:
             async with session.begin_nested():
-                created = (
-                    await session.execute(sa.insert(Member).returning(Member, sort_by_parameter_order=True), rows)
-                ).scalars().all()
-            found.update({m.external_id: m for m in created})
+                ids = await ledger.bulk_insert(session, Member, rows)
+            for chunk in _chunks(ids):
+                for member in (await session.execute(sa.select(Member).where(Member.id.in_(chunk)))).scalars():
+                    found[member.external_id] = member
         except IntegrityError:  # enrolled meanwhile elsewhere: one by one, race-safe
             for external_id in missing:
                 found[external_id] = await enroll(session=session, operator_id=operator_id, external_id=external_id, now=now)

@@ -137,6 +137,13 @@ async def load_demo(settings: Settings) -> tuple[list[dict], int]:
 EXTRA_STEPS: list = []
 
 
+# Korea Yakult's campaign, joins and donations; importing it also registers the campaign
+# commitment listener before the walking is recorded.
+from gateway.demo_campaigns import demo_campaign  # noqa: E402
+
+EXTRA_STEPS.append(demo_campaign)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not args.no_migrate:

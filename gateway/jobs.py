@@ -89,6 +89,7 @@ JOB_MODULES: list[str] = [
     "connectors.jobs",
     "gateway.settlement_jobs",
     "gateway.redemption",
+    "auth.jobs",
 ]
 
 

@@ -14,6 +14,8 @@ What a caller may rely on
   so the entries of each unit sum to zero; one call may move several units (an exchange).
   Balances change in the same database transaction as the entries. A debit a wallet cannot
   cover raises `InsufficientPoints` and changes nothing.
+* **Bulk**: `post_many(session=, postings=[Posting(kind, legs, memo, reference), ...])` posts
+  many transactions with a handful of statements (used by `record_activities`); all or nothing.
 * **Holds** (two-phase, the TigerBeetle model): `create_hold` moves `amount` of the debit
   account from available to held; then exactly one of `post_hold(hold, amount=...)`
   (the amount, at most the hold, goes to the credit account, the rest is released),
@@ -504,6 +506,25 @@ async def post_transfer(
     return await post(session=session, kind=kind, legs=[leg], memo=memo, reference=reference, now=now)
 
 
+async def bulk_insert(session: AsyncSession, model, rows: list[dict]) -> list[int]:
+    """Insert many rows of an `IdMixin` model in few statements; returns their ids in order.
+
+    PostgreSQL: one multi-row INSERT ... RETURNING per batch (ordered by parameter). SQLite
+    cannot order RETURNING rows of a multi-row INSERT, so SQLAlchemy would fall back to one
+    statement per row; there the transaction holds the only write lock (BEGIN IMMEDIATE), so
+    the ids are simply assigned after the current maximum.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        start = (await session.scalar(sa.select(sa.func.max(model.id)))) or 0
+        ids = list(range(start + 1, start + 1 + len(rows)))
+        await session.execute(sa.insert(model), [dict(row, id=i) for row, i in zip(rows, ids)])
+        return ids
+    result = await session.execute(sa.insert(model).returning(model.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars().all())
+
+
 @dataclass(frozen=True)
 class Posting:
     """One transaction for `post_many`."""
@@ -578,16 +599,10 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
             if leg.credit.has_lots:
                 lot_ops.append(("credit", leg.credit.id, leg.amount, (len(entry_rows) - 1, leg)))
 
-    txn_ids = (
-        await session.execute(
-            sa.insert(LedgerTransaction).returning(LedgerTransaction.id, sort_by_parameter_order=True), txn_rows
-        )
-    ).scalars().all()
+    txn_ids = await bulk_insert(session, LedgerTransaction, txn_rows)
     for row, index in zip(entry_rows, entry_txn):
         row["transaction_id"] = txn_ids[index]
-    entry_ids = (
-        await session.execute(sa.insert(LedgerEntry).returning(LedgerEntry.id, sort_by_parameter_order=True), entry_rows)
-    ).scalars().all()
+    entry_ids = await bulk_insert(session, LedgerEntry, entry_rows)
 
     if lot_ops:
         debited = sorted({op[1] for op in lot_ops if op[0] == "debit"})
@@ -926,6 +941,7 @@ __all__ = [
     "account_balance",
     "account_entries",
     "breakage_account",
+    "bulk_insert",
     "clearing_account",
     "create_hold",
     "expire_holds",

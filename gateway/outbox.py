@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import utcnow
+from gateway.ledger import bulk_insert
 from gateway.models.outbox import OutboxEvent, OutboxRecipient
 
 #: The contract's event types (README, "Webhooks").
@@ -75,9 +76,7 @@ async def emit_many(
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type_!r}")
         rows.append(dict(event_id=new_event_id(), type=type_, payload=data, created_at=now))
-    ids = (
-        await session.execute(sa.insert(OutboxEvent).returning(OutboxEvent.id, sort_by_parameter_order=True), rows)
-    ).scalars().all()
+    ids = await bulk_insert(session, OutboxEvent, rows)
     recipients = [
         dict(partner_id=partner_id, event_id=event_pk)
         for event_pk, (_type, partners, _data) in zip(ids, events)

@@ -74,17 +74,30 @@ class ReportRecord:
 # ---------------------------------------------------------------- records
 
 
-def check_record(record: ReportRecord, where: str) -> ReportRecord:
-    """The record, validated; `where` names it in errors ("line 12", "records[3]")."""
-    if not isinstance(record.reference, str) or not record.reference.strip() or len(record.reference) > REFERENCE_MAX:
-        raise InvalidInput(f"{where}: reference must be 1 to {REFERENCE_MAX} characters")
-    if isinstance(record.amount_won, bool) or not isinstance(record.amount_won, int) or record.amount_won < 0:
-        raise InvalidInput(f"{where}: amountWon must be a whole number of won, not negative")
-    if record.amount_won >= 2**63:
-        raise InvalidInput(f"{where}: amountWon is too large")
-    if not isinstance(record.occurred_at, dt.datetime) or record.occurred_at.tzinfo is None:
-        raise InvalidInput(f"{where}: occurredAt must be an ISO 8601 instant with a UTC offset")
-    return ReportRecord(record.reference.strip(), FlowKind(record.kind), record.amount_won, record.occurred_at)
+def check_record(record: ReportRecord, where: str | int) -> ReportRecord:
+    """The record, validated; `where` names it in errors ("line 12", "records[3]", or the
+    record's number). Any object with the four attributes will do; a `ReportRecord` is returned."""
+    reference, kind, amount, occurred_at = record.reference, record.kind, record.amount_won, record.occurred_at
+    if not isinstance(reference, str) or not 0 < len(reference) <= REFERENCE_MAX or not reference.strip():
+        raise InvalidInput(f"{_where(where)}: reference must be 1 to {REFERENCE_MAX} characters")
+    if type(amount) is not int or not 0 <= amount < 2**63:
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise InvalidInput(f"{_where(where)}: amountWon must be a whole number of won, not negative")
+        if amount >= 2**63:
+            raise InvalidInput(f"{_where(where)}: amountWon is too large")
+    if not isinstance(occurred_at, dt.datetime) or occurred_at.tzinfo is None:
+        raise InvalidInput(f"{_where(where)}: occurredAt must be an ISO 8601 instant with a UTC offset")
+    if type(record) is ReportRecord and type(kind) is FlowKind and reference[0] > " " and reference[-1] > " ":
+        return record  # already clean: no copy (the common case, millions of times)
+    try:
+        kind = FlowKind(kind)
+    except ValueError:
+        raise InvalidInput(f"{_where(where)}: kind must be one of {', '.join(k.value for k in FlowKind)}") from None
+    return ReportRecord(reference.strip(), kind, int(amount), occurred_at)
+
+
+def _where(where: str | int) -> str:
+    return f"record {where}" if isinstance(where, int) else where
 
 
 def parse_record(values: dict, where: str) -> ReportRecord:
@@ -194,8 +207,12 @@ async def create_run(
     return run
 
 
-async def _insert_batch(session: AsyncSession, run_id: int, first_seq: int, batch: list[ReportRecord]) -> None:
+async def _insert_batch(session: AsyncSession, run_id: int, first_seq: int, batch: list[ReportRecord], *, durable: bool = True) -> None:
     if session.bind.dialect.name == "postgresql":
+        if not durable:
+            # A staging batch need not wait for its own WAL flush: the run is marked staged by
+            # a later, synchronous commit, which flushes every earlier one with it.
+            await session.execute(sa.text("SET LOCAL synchronous_commit = off"))
         # COPY: the fastest way into PostgreSQL, inside the session's transaction.
         connection = await session.connection()
         raw = await connection.get_raw_connection()
@@ -250,16 +267,27 @@ async def stage_report(
         run_id = run.id
     count = 0
     batch: list[ReportRecord] = []
+    # One batch is written while the next is read and checked: at most two in memory.
+    writing: asyncio.Task | None = None
+
+    async def write(first_seq: int, rows: list[ReportRecord]) -> None:
+        async with db.transaction() as session:
+            await _insert_batch(session, run_id, first_seq, rows, durable=False)
+
     try:
         async for record in records:
             count += 1
             if max_records is not None and count > max_records:
                 raise LimitExceeded(f"A report may hold at most {max_records} records")
-            batch.append(check_record(record, f"record {count}"))
+            batch.append(check_record(record, count))
             if len(batch) >= batch_size:
-                async with db.transaction() as session:
-                    await _insert_batch(session, run_id, count - len(batch) + 1, batch)
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(write(count - len(batch) + 1, batch))
                 batch = []
+        if writing is not None:
+            await writing
+            writing = None
         async with db.transaction() as session:
             if batch:
                 await _insert_batch(session, run_id, count - len(batch) + 1, batch)
@@ -269,6 +297,9 @@ async def stage_report(
                 .values(partner_records=count, staged_at=utcnow())
             )
     except BaseException as exc:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
         message = getattr(exc, "message", None) or f"the report could not be read ({type(exc).__name__})"
         await _fail(db, run_id, message, discard_records=True)
         raise
@@ -294,10 +325,29 @@ async def _fail(db: Database, run_id: int, message: str, *, discard_records: boo
 # ---------------------------------------------------------------- matching
 
 
-def _matching_select(run: ReconciliationRun) -> sa.Select:
-    """One SELECT yielding every discrepancy of the run (see the module docstring)."""
+def _outer_join(left, right, on, *, full: bool, left_key, right_key, columns):
+    """`SELECT columns FROM left FULL OUTER JOIN right ON on`, or, where the database has no
+    FULL OUTER JOIN (SQLite before 3.39), the same rows as a LEFT JOIN and an anti-join."""
+    if full:
+        return sa.select(*columns).select_from(left.join(right, on, full=True))
+    return sa.union_all(
+        sa.select(*columns).select_from(left.outerjoin(right, on)),
+        sa.select(*columns).select_from(right.outerjoin(left, on)).where(left_key.is_(None)),
+    )
+
+
+def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Select:
+    """One SELECT yielding every discrepancy of the run (see the module docstring).
+
+    p, g: the partner's records and the gateway's flows, numbered within (reference, kind,
+    amount). e: what a FULL OUTER JOIN on (reference, kind, amount, number) leaves unpaired
+    (the exact matches drop out here). pl, gl: those leftovers numbered within (reference,
+    kind) in time order; a FULL OUTER JOIN of the two on (reference, kind, number) classifies
+    each. p and g are read once each, so PostgreSQL inlines them and merge-joins their
+    window-sorted output without sorting again; only the leftovers are materialized.
+    """
     R, F = StagedRecord.__table__, SettlementFlow.__table__
-    row_number = sa.func.row_number
+    row_number, count = sa.func.row_number, sa.func.count
     p = (
         sa.select(
             R.c.seq,
@@ -306,6 +356,7 @@ def _matching_select(run: ReconciliationRun) -> sa.Select:
             R.c.amount_won.label("amount"),
             R.c.occurred_at,
             row_number().over(partition_by=(R.c.reference, R.c.kind, R.c.amount_won), order_by=(R.c.occurred_at, R.c.seq)).label("k"),
+            count().over(partition_by=(R.c.reference, R.c.kind)).label("n_key"),
         )
         .where(R.c.run_id == run.id)
         .cte("p")
@@ -327,62 +378,67 @@ def _matching_select(run: ReconciliationRun) -> sa.Select:
         .cte("g")
     )
     exact = sa.and_(g.c.reference == p.c.reference, g.c.kind == p.c.kind, g.c.amount == p.c.amount, g.c.k == p.c.k)
+    unpaired = _outer_join(
+        p, g, exact, full=full_join, left_key=p.c.seq, right_key=g.c.id,
+        columns=[
+            p.c.seq, p.c.reference.label("p_reference"), p.c.kind.label("p_kind"), p.c.amount.label("p_amount"),
+            p.c.occurred_at.label("p_at"), p.c.n_key,
+            g.c.id, g.c.reference.label("g_reference"), g.c.kind.label("g_kind"), g.c.amount.label("g_amount"),
+            g.c.occurred_at.label("g_at"),
+        ],
+    )
+    if isinstance(unpaired, sa.Select):
+        unpaired = unpaired.where(sa.or_(p.c.seq.is_(None), g.c.id.is_(None)))
+    else:  # the LEFT JOIN half keeps its matches: drop them
+        first, second = unpaired.selects
+        unpaired = sa.union_all(first.where(g.c.id.is_(None)), second)
+    e = unpaired.cte("e")
     pl = (
         sa.select(
-            p.c.seq,
-            p.c.reference,
-            p.c.kind,
-            p.c.amount,
-            row_number().over(partition_by=(p.c.reference, p.c.kind), order_by=(p.c.occurred_at, p.c.seq)).label("j"),
+            e.c.seq,
+            e.c.p_reference.label("reference"),
+            e.c.p_kind.label("kind"),
+            e.c.p_amount.label("amount"),
+            e.c.n_key,
+            row_number().over(partition_by=(e.c.p_reference, e.c.p_kind), order_by=(e.c.p_at, e.c.seq)).label("j"),
+            count().over(partition_by=(e.c.p_reference, e.c.p_kind)).label("n_left"),
         )
-        .where(~sa.exists(sa.select(1).select_from(g).where(exact)))
+        .where(e.c.seq.is_not(None))
         .cte("pl")
     )
     gl = (
         sa.select(
-            g.c.id,
-            g.c.reference,
-            g.c.kind,
-            g.c.amount,
-            row_number().over(partition_by=(g.c.reference, g.c.kind), order_by=(g.c.occurred_at, g.c.id)).label("j"),
+            e.c.id,
+            e.c.g_reference.label("reference"),
+            e.c.g_kind.label("kind"),
+            e.c.g_amount.label("amount"),
+            row_number().over(partition_by=(e.c.g_reference, e.c.g_kind), order_by=(e.c.g_at, e.c.id)).label("j"),
         )
-        .where(~sa.exists(sa.select(1).select_from(p).where(exact)))
+        .where(e.c.id.is_not(None))
         .cte("gl")
     )
     pair = sa.and_(gl.c.reference == pl.c.reference, gl.c.kind == pl.c.kind, gl.c.j == pl.c.j)
-    run_id = sa.literal(run.id, sa.BigInteger)
-    null_int = sa.null().cast(sa.BigInteger)
-    open_ = sa.literal(DiscrepancyStatus.OPEN.value)
-    mismatches = sa.select(
-        run_id, pl.c.reference, sa.literal(DiscrepancyKind.AMOUNT_MISMATCH.value), pl.c.kind, gl.c.amount, pl.c.amount, gl.c.id, pl.c.seq, open_
-    ).select_from(pl.join(gl, pair))
-    gateway_has_key = sa.exists(sa.select(1).select_from(g).where(g.c.reference == pl.c.reference, g.c.kind == pl.c.kind))
-    partner_only = (
-        sa.select(
-            run_id,
-            pl.c.reference,
-            sa.case(
-                (sa.and_(pl.c.j == 1, ~gateway_has_key), DiscrepancyKind.MISSING_IN_GATEWAY.value),
-                else_=DiscrepancyKind.DUPLICATE.value,
-            ),
-            pl.c.kind,
-            null_int,
+    kind = sa.case(
+        (pl.c.seq.is_(None), DiscrepancyKind.MISSING_AT_PARTNER.value),
+        (gl.c.id.is_not(None), DiscrepancyKind.AMOUNT_MISMATCH.value),
+        # Unpaired, and the key had no exact match either: the gateway has no such flow.
+        (sa.and_(pl.c.j == 1, pl.c.n_key == pl.c.n_left), DiscrepancyKind.MISSING_IN_GATEWAY.value),
+        else_=DiscrepancyKind.DUPLICATE.value,
+    )
+    return _outer_join(
+        pl, gl, pair, full=full_join, left_key=pl.c.seq, right_key=gl.c.id,
+        columns=[
+            sa.literal(run.id, sa.BigInteger),
+            sa.func.coalesce(pl.c.reference, gl.c.reference),
+            kind,
+            sa.func.coalesce(pl.c.kind, gl.c.kind),
+            gl.c.amount,
             pl.c.amount,
-            null_int,
+            gl.c.id,
             pl.c.seq,
-            open_,
-        )
-        .select_from(pl.outerjoin(gl, pair))
-        .where(gl.c.id.is_(None))
+            sa.literal(DiscrepancyStatus.OPEN.value),
+        ],
     )
-    gateway_only = (
-        sa.select(
-            run_id, gl.c.reference, sa.literal(DiscrepancyKind.MISSING_AT_PARTNER.value), gl.c.kind, gl.c.amount, null_int, gl.c.id, null_int, open_
-        )
-        .select_from(gl.outerjoin(pl, pair))
-        .where(pl.c.seq.is_(None))
-    )
-    return sa.union_all(mismatches, partner_only, gateway_only)
 
 
 async def run_matching(*, db: Database, run_id: int, rerun: bool = False) -> ReconciliationRun:
@@ -400,9 +456,12 @@ async def run_matching(*, db: Database, run_id: int, rerun: bool = False) -> Rec
                 return run
             if run.staged_at is None:
                 raise InvalidState("the run's report is not staged yet")
+            if session.bind.dialect.name == "postgresql":
+                # One big set-based statement: JIT compilation would cost more than it saves.
+                await session.execute(sa.text("SET LOCAL jit = off"))
             await session.execute(sa.delete(Discrepancy).where(Discrepancy.run_id == run.id))
             columns = ["run_id", "reference", "kind", "flow_kind", "gateway_amount_won", "partner_amount_won", "flow_id", "record_seq", "status"]
-            await session.execute(sa.insert(Discrepancy.__table__).from_select(columns, _matching_select(run)))
+            await session.execute(sa.insert(Discrepancy.__table__).from_select(columns, _matching_select(run, full_join=_has_full_join(session))))
             counts = dict(
                 (
                     await session.execute(
@@ -427,6 +486,14 @@ async def run_matching(*, db: Database, run_id: int, rerun: bool = False) -> Rec
         await _fail(db, run_id, f"matching failed: {getattr(exc, 'message', None) or type(exc).__name__}")
         async with db.session() as session:
             return await session.get(ReconciliationRun, run_id)
+
+
+def _has_full_join(session: AsyncSession) -> bool:
+    if session.bind.dialect.name == "sqlite":
+        import sqlite3
+
+        return sqlite3.sqlite_version_info >= (3, 39)
+    return True
 
 
 _tasks: dict[int, asyncio.Task] = {}

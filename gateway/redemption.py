@@ -7,7 +7,8 @@ What a caller may rely on
   toward the merchant's account, or - for a member of another operator - toward the clearing
   account (in the member's unit) of the ACTIVE agreement between the two operators that allows
   `crossRedemption` (`NoAgreement` otherwise). The hold stands until `expires_at`
-  (`now + hold_ttl_seconds`). `capture=True` authorizes and captures in one step.
+  (`now + hold_ttl_seconds`). `capture=True` authorizes and captures in one step (one posting,
+  no hold).
 * **Capture** takes `amount_won` (default: the whole authorized amount; at most that, else
   `AmountExceedsAuthorized`) and releases the rest of the hold. Points captured:
   `min(points_to_pay(captured_won), held points)`.
@@ -267,6 +268,7 @@ async def authorize(
     MemberSuspended, NoAgreement, InsufficientPoints, IdempotencyKeyReused."""
     now = now or utcnow()
     request = {"memberCode": code, "amountWon": amount_won, "orderId": order_id, "capture": bool(capture)}
+    created: list[Redemption] = []
 
     async def work() -> dict:
         _check_won(amount_won, ["input", "amountWon"])
@@ -292,46 +294,54 @@ async def authorize(
             credit = await ledger.partner_account(session, merchant.id, wallet.unit, "merchant")
         else:
             credit = await ledger.clearing_account(session, agreement.id, wallet.unit)
-        expires_at = now + dt.timedelta(seconds=hold_ttl_seconds)
-        hold = await ledger.create_hold(
-            session=session,
-            debit=wallet,
-            credit=credit,
-            amount=points,
-            kind=EntryKind.REDEEM,
-            memo=f"payment at {merchant.code}, order {order_id}",
-            expires_at=expires_at,
-            now=now,
-        )
-        redemption = Redemption(
-            reference=hold.reference,
+        r = Redemption(
+            reference=ledger.new_reference(),
             merchant_id=merchant.id,
             merchant_operator_id=merchant.operator_id,
             member_operator_id=member.operator_id,
             member_id=member.id,
             agreement_id=agreement.id if agreement else None,
-            hold_id=hold.id,
+            hold_id=None,
+            debit_account_id=wallet.id,
+            credit_account_id=credit.id,
             order_id=order_id,
-            status=RedemptionStatus.AUTHORIZED,
+            status=RedemptionStatus.CAPTURED if capture else RedemptionStatus.AUTHORIZED,
             unit=wallet.unit,
             won_per_point=rate,
             amount_won=amount_won,
-            captured_won=0,
+            captured_won=amount_won if capture else 0,
             refunded_won=0,
             held_points=points,
-            captured_points=0,
+            captured_points=points if capture else 0,
             refunded_points=0,
             created_at=now,
-            expires_at=expires_at,
-            captured_at=None,
+            expires_at=None if capture else now + dt.timedelta(seconds=hold_ttl_seconds),
+            captured_at=now if capture else None,
             updated_at=now,
         )
-        session.add(redemption)
+        session.add(r)
         await session.flush()
-        await _emit(session, "redemption.authorized", redemption, now)
+        # Everything that does not need the wallet is written before the ledger posting, so
+        # that the wallet's row lock (taken by the posting) is held for as few statements as
+        # possible. It all commits or rolls back together.
+        await _emit(session, "redemption.authorized", r, now, status="AUTHORIZED", capturedWon=0)
         if capture:
-            await _capture(session, redemption, None, now)
-        return {"redemption_id": redemption.id}
+            await _captured(session, r, now)
+        memo = f"payment at {merchant.code}, order {order_id}"
+        if capture:
+            # Authorized and captured in one step: one posting, no hold.
+            await ledger.post(
+                session=session, kind=EntryKind.REDEEM, reference=r.reference, memo=memo, now=now,
+                legs=[ledger.Leg(wallet, credit, points)], savepoint=False,  # an error rolls back the whole transaction
+            )
+        else:
+            hold = await ledger.create_hold(
+                session=session, debit=wallet, credit=credit, amount=points, kind=EntryKind.REDEEM,
+                memo=memo, reference=r.reference, expires_at=r.expires_at, now=now,
+            )
+            r.hold_id = hold.id
+        created.append(r)
+        return {"redemption_id": r.id}
 
     result = await run_idempotent(
         session=session,
@@ -341,10 +351,19 @@ async def authorize(
         request=request,
         work=work,
     )
-    return await get_redemption(session, result["redemption_id"])
+    return created[0] if created else await get_redemption(session, result["redemption_id"])
 
 
 # ---------------------------------------------------------------- capture
+
+
+async def _captured(session: AsyncSession, r: Redemption, now: dt.datetime) -> None:
+    """What a capture writes besides the ledger: the settlement flow across programs, the event."""
+    if r.cross_program:
+        gross = won_value(r.captured_points, r.won_per_point)
+        fee = fee_won(gross, await _fee_bps(session, r.agreement_id))
+        await _flow(session, r, FlowKind.CROSS_REDEMPTION, gross=gross, fee=fee, now=now)
+    await _emit(session, "redemption.captured", r, now)
 
 
 async def _capture(session: AsyncSession, r: Redemption, amount_won: int | None, now: dt.datetime) -> None:
@@ -356,20 +375,17 @@ async def _capture(session: AsyncSession, r: Redemption, amount_won: int | None,
     if captured_won > r.amount_won:
         raise AmountExceedsAuthorized(f"at most {r.amount_won} won are authorized", field=["input", "amountWon"])
     points = min(points_to_pay(captured_won, r.won_per_point), r.held_points)
-    hold = await ledger.get_hold(session, r.hold_id)
-    await ledger.post_hold(
-        session=session, hold=hold, amount=points, memo=f"payment captured, order {r.order_id}", now=now
-    )
     r.status = RedemptionStatus.CAPTURED
     r.captured_won = captured_won
     r.captured_points = points
     r.captured_at = now
     r.updated_at = now
     await session.flush()
-    if r.cross_program:
-        gross = won_value(points, r.won_per_point)
-        await _flow(session, r, FlowKind.CROSS_REDEMPTION, gross=gross, fee=fee_won(gross, await _fee_bps(session, r.agreement_id)), now=now)
-    await _emit(session, "redemption.captured", r, now)
+    await _captured(session, r, now)
+    hold = await ledger.get_hold(session, r.hold_id)
+    await ledger.post_hold(
+        session=session, hold=hold, amount=points, memo=f"payment captured, order {r.order_id}", now=now
+    )
 
 
 async def capture(
@@ -420,12 +436,12 @@ async def void(
         r = await _lock(session, merchant_id=merchant_id, redemption_id=redemption_id)
         if r.status != RedemptionStatus.AUTHORIZED:
             raise InvalidState(f"a {r.status.value} redemption cannot be voided")
-        hold = await ledger.get_hold(session, r.hold_id)
-        await ledger.void_hold(session=session, hold=hold, memo=f"payment voided, order {r.order_id}", now=now)
         r.status = RedemptionStatus.VOIDED
         r.updated_at = now
         await session.flush()
         await _emit(session, "redemption.voided", r, now)
+        hold = await ledger.get_hold(session, r.hold_id)
+        await ledger.void_hold(session=session, hold=hold, memo=f"payment voided, order {r.order_id}", now=now)
         return {"redemption_id": r.id}
 
     result = await run_idempotent(
@@ -470,19 +486,6 @@ async def refund(
         total_won = r.refunded_won + amount_won
         total_points = refund_points_total(r.captured_points, r.captured_won, total_won)
         points = total_points - r.refunded_points
-        if points > 0:
-            hold = await ledger.get_hold(session, r.hold_id)
-            wallet = await ledger.get_account(session, hold.debit_account_id)
-            source = await ledger.get_account(session, hold.credit_account_id)
-            memo = f"refund, order {r.order_id}" + (f": {reason}" if reason else "")
-            await ledger.post(
-                session=session,
-                kind=EntryKind.REFUND,
-                reference=r.reference,
-                legs=[ledger.Leg(source, wallet, points)],
-                memo=memo,
-                now=now,
-            )
         if r.cross_program and points > 0:
             fee_bps = await _fee_bps(session, r.agreement_id)
             gross_before = won_value(r.refunded_points, r.won_per_point)
@@ -496,6 +499,14 @@ async def refund(
         r.updated_at = now
         await session.flush()
         await _emit(session, "redemption.refunded", r, now, refundWon=amount_won, refundPoints=points)
+        if points > 0:
+            wallet = await ledger.get_account(session, r.debit_account_id)
+            source = await ledger.get_account(session, r.credit_account_id)
+            memo = f"refund, order {r.order_id}" + (f": {reason}" if reason else "")
+            await ledger.post(
+                session=session, kind=EntryKind.REFUND, reference=r.reference, memo=memo, now=now,
+                legs=[ledger.Leg(source, wallet, points)], savepoint=False,  # an error rolls back the whole transaction
+            )
         return {"redemption_id": r.id}
 
     result = await run_idempotent(

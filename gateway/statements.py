@@ -50,7 +50,7 @@ from gateway.models.campaigns import OPEN, Campaign, CampaignDay, CampaignPartic
 
 #: Longest period a statement may cover.
 MAX_PERIOD_DAYS = 731
-#: How long a provisional statement's bytes are kept (its URLs live for one hour).
+#: How long a provisional statement's bytes are kept at least (its URLs live one hour by default).
 PROVISIONAL_KEEP = dt.timedelta(hours=2)
 CSV_COLUMNS = (
     "campaign",
@@ -221,9 +221,11 @@ async def donation_statement(
     period_end: dt.date,
     signer: documents.DetachedSigner,
     now: dt.datetime | None = None,
+    keep_provisional: dt.timedelta = PROVISIONAL_KEEP,
 ) -> Statement:
     """The sponsor's statement for the period (see the module docstring). Runs in a write
-    transaction: it may store and seal."""
+    transaction: it may store and seal. Provisional statements older than
+    `keep_provisional` (longer than their URLs live) are deleted on the way."""
     now = now or utcnow()
     _check_period(period_start, period_end)
     closed = period_end < seoul_today(now)
@@ -269,7 +271,7 @@ async def donation_statement(
         taken = CampaignDay.sealed_by == row.id
     else:
         await session.execute(
-            sa.delete(IssuedStatement).where(IssuedStatement.provisional.is_(True), IssuedStatement.issued_at < now - PROVISIONAL_KEEP)
+            sa.delete(IssuedStatement).where(IssuedStatement.provisional.is_(True), IssuedStatement.issued_at < now - keep_provisional)
         )
         session.add(row)
         await session.flush()
@@ -367,24 +369,45 @@ def _km(metres: int) -> str:
 
 
 async def _participants(session: AsyncSession, campaign_ids: list[int], start: dt.date, end: dt.date) -> dict[int, int]:
-    """Per campaign: participants who walked on some date of [start, end] within its dates."""
+    """Per campaign: participants who walked on some date of [start, end] within its dates.
+
+    A period covering the whole campaign reads the participants' running totals (one row
+    each); a part of a campaign needs their activity records for those dates."""
     if not campaign_ids:
         return {}
-    walked = sa.exists().where(
-        ActivityRecord.member_id == CampaignParticipant.member_id,
-        ActivityRecord.date >= start,
-        ActivityRecord.date <= end,
-        ActivityRecord.date >= Campaign.starts_on,
-        ActivityRecord.date <= Campaign.ends_on,
-        sa.or_(ActivityRecord.steps > 0, ActivityRecord.distance_meters > 0),
-    )
-    rows = await session.execute(
-        sa.select(CampaignParticipant.campaign_id, sa.func.count())
-        .join(Campaign, Campaign.id == CampaignParticipant.campaign_id)
-        .where(CampaignParticipant.campaign_id.in_(campaign_ids), walked)
-        .group_by(CampaignParticipant.campaign_id)
-    )
-    return {cid: n for cid, n in rows.all()}
+    dates = (
+        await session.execute(sa.select(Campaign.id, Campaign.starts_on, Campaign.ends_on).where(Campaign.id.in_(campaign_ids)))
+    ).all()
+    whole = [cid for cid, first, last in dates if start <= first and last <= end]
+    part = [cid for cid, first, last in dates if not (start <= first and last <= end)]
+    counts: dict[int, int] = {}
+    if whole:
+        rows = await session.execute(
+            sa.select(CampaignParticipant.campaign_id, sa.func.count())
+            .where(
+                CampaignParticipant.campaign_id.in_(whole),
+                sa.or_(CampaignParticipant.steps > 0, CampaignParticipant.distance_m > 0),
+            )
+            .group_by(CampaignParticipant.campaign_id)
+        )
+        counts.update(rows.all())
+    if part:
+        walked = sa.exists().where(
+            ActivityRecord.member_id == CampaignParticipant.member_id,
+            ActivityRecord.date >= start,
+            ActivityRecord.date <= end,
+            ActivityRecord.date >= Campaign.starts_on,
+            ActivityRecord.date <= Campaign.ends_on,
+            sa.or_(ActivityRecord.steps > 0, ActivityRecord.distance_meters > 0),
+        )
+        rows = await session.execute(
+            sa.select(CampaignParticipant.campaign_id, sa.func.count())
+            .join(Campaign, Campaign.id == CampaignParticipant.campaign_id)
+            .where(CampaignParticipant.campaign_id.in_(part), walked)
+            .group_by(CampaignParticipant.campaign_id)
+        )
+        counts.update(rows.all())
+    return counts
 
 
 # ---------------------------------------------------------------- URLs and renderings

@@ -160,8 +160,15 @@ class GatewayGraphQL(GraphQL):
         return result
 
     async def _persisted_query(self, ctx: Context, data):
-        """(refusal error or None, request data with its query, hash to store or None)."""
-        only = await apq.persisted_only(session=ctx.session, client_id=ctx.principal.client_id)
+        """(refusal error or None, request data with its query, hash to store or None).
+
+        Reads in a short session of its own: the request's session must not take its
+        snapshot before a mutation has written (SQLite keeps one snapshot per transaction)."""
+        async with ctx.db.session() as session:
+            only = await apq.persisted_only(session=session, client_id=ctx.principal.client_id)
+            return await self._resolve_persisted(session, ctx, data, only)
+
+    async def _resolve_persisted(self, session, ctx: Context, data, only: bool):
         persisted = (data.extensions or {}).get("persistedQuery")
         if persisted is None:
             if only:
@@ -174,7 +181,7 @@ class GatewayGraphQL(GraphQL):
             return _coded("persistedQuery.sha256Hash must be 64 lowercase hex digits.", "INVALID_INPUT"), data, None
         known = self.known_queries.get(sha)
         if known is None:
-            known = await apq.lookup(session=ctx.session, sha256=sha)
+            known = await apq.lookup(session=session, sha256=sha)
             if known is not None:
                 self.known_queries.put(sha, known)
         if data.query is None:
@@ -206,7 +213,7 @@ class GraphQLEndpoint:
         settings = self.state.settings
         request = Request(scope, receive)
         if request.method != "POST":
-            if request.method == "GET" and settings.graphiql and "query" not in request.query_params:
+            if request.method == "GET" and settings.graphiql and not request.query_params:
                 await self.app(scope, receive, send)  # GraphiQL's page
                 return
             await error_response(

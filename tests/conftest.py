@@ -104,6 +104,17 @@ class Templates:
             asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{self.pg_template}" WITH (FORCE)'))
 
 
+@pytest.fixture(autouse=True)
+def _test_strength_argon2(monkeypatch):
+    """Argon2id still, at test strength: production parameters cost ~0.5 s a hash and a
+    hash check, which every registration and token request in the suite would pay.
+    (Servers started as subprocesses keep the production parameters.)"""
+    import auth.clients
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(auth.clients, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture(scope="session")
 def templates(tmp_path_factory):
     t = Templates(tmp_path_factory.mktemp("db"))

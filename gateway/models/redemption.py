@@ -57,7 +57,11 @@ class Redemption(IdMixin, Base):
     member_operator_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("partners.id"))
     member_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("members.id"), index=True)
     agreement_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("agreements.id"))
-    hold_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("ledger_holds.id"), unique=True)
+    #: The ledger hold of an authorization; None for a payment captured at once (one posting).
+    hold_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("ledger_holds.id"), unique=True)
+    #: The member's wallet, and the account the points go to (merchant, or agreement clearing).
+    debit_account_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("ledger_accounts.id"))
+    credit_account_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("ledger_accounts.id"))
     order_id: Mapped[str] = mapped_column(sa.String(128))
     status: Mapped[RedemptionStatus] = mapped_column(
         sa.Enum(RedemptionStatus, native_enum=False, length=20, validate_strings=True)
@@ -71,8 +75,8 @@ class Redemption(IdMixin, Base):
     captured_points: Mapped[int] = mapped_column(default=0)
     refunded_points: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
-    #: Until when the AUTHORIZED hold stands.
-    expires_at: Mapped[dt.datetime]
+    #: Until when the AUTHORIZED hold stands (None for a payment captured at once).
+    expires_at: Mapped[dt.datetime | None]
     captured_at: Mapped[dt.datetime | None]
     #: When it was voided, expired, or last refunded.
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

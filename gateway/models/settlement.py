@@ -179,11 +179,15 @@ class ReconciliationRun(IdMixin, Base):
 
 
 class StagedRecord(Base):
-    """Staging: one record of a partner's report, in the order it was received (`seq`)."""
+    """Staging: one record of a partner's report, in the order it was received (`seq`).
+
+    `run_id` has no foreign key on purpose: a report of millions of rows is COPYed in, and a
+    per-row referential check would cost more than the insert; only `stage_report` writes
+    here, for a run it has just created."""
 
     __tablename__ = "reconciliation_records"
 
-    run_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("reconciliation_runs.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     reference: Mapped[str] = mapped_column(sa.String(100))
     kind: Mapped[FlowKind] = mapped_column(_enum(FlowKind))

@@ -105,9 +105,12 @@ async def _agreement(session, code: str) -> AgreementRow:
 
 
 async def ready(info, payload):
-    """Open the request's read session before the payload's fields resolve side by side
-    (two resolvers must not race to open it)."""
-    await info.context.session.connection()
+    """Make the request's read session fit to resolve the payload's fields: end any read
+    transaction begun before the mutation (on SQLite its snapshot would not show what the
+    mutation committed), then open it once, before sibling resolvers race to open it."""
+    session = info.context.session
+    await session.commit()  # a read session has nothing to write; expire_on_commit is off
+    await session.connection()
     return payload
 
 

@@ -98,6 +98,10 @@ class Query:
                         period_start=period_start,
                         period_end=period_end,
                         signer=ctx.state.keystore,
+                        keep_provisional=max(
+                            statement_service.PROVISIONAL_KEEP,
+                            dt.timedelta(seconds=ctx.settings.document_url_ttl_seconds + 3600),
+                        ),
                     )
             except DomainError as exc:
                 raise graphql_error(exc.code, exc.message) from None

@@ -6,10 +6,8 @@ import json
 import time
 
 import pytest
-from argon2 import PasswordHasher
 from joserfc import jwt
 
-import auth.clients
 from auth.keys import KeyStore
 from tests.support.auth import CLIENT_SECRET_BASIC, register_partner
 
@@ -32,13 +30,6 @@ def claims_of(token: str) -> dict:
 def b64(data: dict | bytes) -> str:
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-@pytest.fixture(autouse=True)
-def _test_strength_argon2(monkeypatch):
-    """Argon2id still, at test strength: production parameters cost ~0.5 s a hash and
-    a hash check, which every registration and token request here would pay."""
-    monkeypatch.setattr(auth.clients, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

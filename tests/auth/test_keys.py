@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from auth.keys import KeyStore, KeyStoreError, decrypt_private_key, rotate_cli, verify_detached
 from gateway.db import Database
 from gateway.models import SigningKey
-from tests.auth.conftest import VIEWER, header_of
+from tests.auth.conftest import VIEWER, claims_of, forge, header_of
 from tests.support.auth import get_token, post_graphql
 
 
@@ -93,6 +93,18 @@ async def test_rotation_keeps_earlier_tokens_valid_and_publishes_both_keys(db, o
     after = get_token(live_server.url, reg.client_id, reg.client_secret)
     assert header_of(after)["kid"] == es256["kid"]
     assert post_graphql(live_server.url, after, VIEWER).status_code == 200
+
+
+async def test_a_token_signed_by_another_process_with_a_new_key_is_accepted_at_once(db, operator, live_server):
+    reg = await operator()
+    token = get_token(live_server.url, reg.client_id, reg.client_secret)  # the server has its keys loaded
+    other_process = KeyStore(db=db, settings=live_server.settings)
+    await other_process.rotate()
+
+    from_other = forge(other_process, live_server, claims={**claims_of(token), "jti": "signed-elsewhere"})
+
+    assert header_of(from_other)["kid"] != header_of(token)["kid"]
+    assert post_graphql(live_server.url, from_other, VIEWER).status_code == 200
 
 
 async def test_a_retired_token_key_is_published_until_its_last_token_expires(db, settings):
@@ -188,3 +200,29 @@ async def test_a_store_with_another_secret_key_cannot_load_the_keys(db, settings
 
     with pytest.raises(KeyStoreError):
         await stranger.refresh()
+
+
+async def test_housekeeping_jobs_rotate_when_due_and_forget_expired_jtis(db, settings):
+    from auth.jobs import purge_expired_job, rotate_keys_if_due_job
+    from gateway.jobs import JobContext
+    from gateway.models import RevokedToken, UsedAssertion
+
+    ctx = JobContext(db=db, settings=settings)
+    await KeyStore(db=db, settings=settings).ensure_keys()
+    now = dt.datetime.now(dt.timezone.utc)
+    async with db.transaction() as session:
+        session.add_all(
+            [
+                RevokedToken(jti="gone", expires_at=now - dt.timedelta(minutes=1)),
+                RevokedToken(jti="live", expires_at=now + dt.timedelta(minutes=10)),
+                UsedAssertion(jti="gone", client_id="cl_x", expires_at=now - dt.timedelta(minutes=1)),
+                UsedAssertion(jti="live", client_id="cl_x", expires_at=now + dt.timedelta(minutes=4)),
+            ]
+        )
+
+    assert await rotate_keys_if_due_job(ctx) == []
+    assert await purge_expired_job(ctx) == 2
+
+    async with db.session() as session:
+        assert (await session.execute(sa.select(RevokedToken.jti))).scalars().all() == ["live"]
+        assert (await session.execute(sa.select(UsedAssertion.jti))).scalars().all() == ["live"]

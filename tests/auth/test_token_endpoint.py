@@ -262,3 +262,29 @@ async def test_token_lifetime_follows_the_setting(operator, live_server):
 
     assert before <= claims["iat"] <= before + 5
     assert claims["exp"] - claims["iat"] == live_server.settings.access_token_ttl
+
+
+async def test_production_refuses_token_requests_when_the_issuer_is_plain_http(operator, settings):
+    """OAuth needs TLS: in production the public URL (GATEWAY_ISSUER) must be https
+    (TLS may end at a proxy in front of the gateway; loopback is exempt)."""
+    import dataclasses
+    import socket
+
+    from tests.conftest import _start_on
+
+    reg = await operator()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    served = dataclasses.replace(
+        settings, env="production", issuer="http://gateway.example", audience="http://gateway.example/graphql"
+    )
+    server = _start_on(served, port)
+    try:
+        response = request_token(server.url, reg.client_id, reg.client_secret)
+    finally:
+        server.stop()
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "insecure_transport"

@@ -50,6 +50,29 @@ RUN = """query($id: ID!, $kind: DiscrepancyKind, $first: Int, $after: String) { 
 RESOLVE = "mutation($input: ResolveDiscrepancyInput!) { resolveDiscrepancy(input: $input) { discrepancy { id status resolution } errors { code message } } }"
 
 
+def verify_settlement(gateway: str, settlement: dict) -> str:
+    """docs/settlement.md's recipe, as a partner runs it: the digest to confirm with."""
+    import base64
+
+    import rfc8785
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    def unb64(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    document = httpx.get(settlement["documentUrl"]).content
+    assert rfc8785.dumps(json.loads(document)) == document
+    digest = hashlib.sha256(document).hexdigest()
+    header_b64, _, signature_b64 = settlement["signature"].split(".")
+    header = json.loads(unb64(header_b64))
+    assert header["alg"] == "EdDSA"
+    jwks = httpx.get(f"{gateway}/.well-known/jwks.json").json()
+    jwk = next(k for k in jwks["keys"] if k["kid"] == header["kid"] and k.get("crv") == "Ed25519")
+    signing_input = header_b64.encode() + b"." + base64.urlsafe_b64encode(document).rstrip(b"=")
+    Ed25519PublicKey.from_public_bytes(unb64(jwk["x"])).verify(unb64(signature_b64), signing_input)
+    return digest
+
+
 def month_start(day: dt.date, back: int = 0) -> dt.date:
     year, month = day.year, day.month - back
     while month < 1:
@@ -153,7 +176,7 @@ async def test_a_closed_period_is_signed_verified_against_the_jwks_and_confirmed
 
     wrong = w.gw["seoul"].data(CONFIRM, input={"settlementId": s["id"], "digest": "ab" * 32})["confirmSettlement"]
     assert wrong["settlement"] is None and wrong["errors"][0]["code"] == "DIGEST_MISMATCH"
-    mine = hashlib.sha256(document.content).hexdigest()
+    mine = verify_settlement(w.url, s)
     one = w.gw["seoul"].data(CONFIRM, input={"settlementId": s["id"], "digest": mine})["confirmSettlement"]["settlement"]
     assert (one["status"], one["confirmedBy"]) == ("CLOSED", [{"code": "seoul-walking"}])
     disputed = w.gw["busan"].data(DISPUTE, input={"settlementId": s["id"], "reason": "exchange mv_x2 is ours"})["disputeSettlement"]["settlement"]

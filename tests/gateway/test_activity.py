@@ -105,6 +105,19 @@ async def test_a_downward_correction_takes_back_at_most_what_is_left(db):
         await f.check_invariants(s)
 
 
+async def test_a_day_reported_twice_in_one_batch_is_credited_then_corrected(db):
+    async with db.transaction() as s:
+        op = await f.operator(s)
+        outs = await _record(s, op, walk("kim", metres=6000), walk("kim", metres=3000), walk("kim", metres=3000))
+        assert [(o.status, o.points_credited) for o in outs] == [
+            (ActivityStatus.CREDITED, 200), (ActivityStatus.ADJUSTED, -100), (ActivityStatus.UNCHANGED, 0)
+        ]
+        member = await get_member(s, op.id, "kim")
+        assert (await balance(s, member)).available == 100
+        assert [e.balance_after for e in await entries(s, member, limit=5)] == [100, 200]
+        await f.check_invariants(s)
+
+
 @pytest.mark.parametrize(
     "record, reason",
     [

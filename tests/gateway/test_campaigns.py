@@ -34,7 +34,7 @@ class World:
     def __init__(self, s, op, sponsor, beneficiary):
         self.s, self.op, self.sponsor, self.beneficiary = s, op, sponsor, beneficiary
 
-    async def campaign(self, code="spring", **kw) -> Campaign:
+    async def campaign(self, code="spring", now=NOW, **kw) -> Campaign:
         values = dict(
             code=code,
             name="Spring walk",
@@ -49,11 +49,11 @@ class World:
             budget_won=1_000_000,
         )
         values.update(kw)
-        return await campaigns.create_campaign(session=self.s, now=NOW, **values)
+        return await campaigns.create_campaign(session=self.s, now=now, **values)
 
-    async def join(self, member: str, campaign: Campaign) -> Campaign:
+    async def join(self, member: str, campaign: Campaign, now=NOW) -> Campaign:
         return await campaigns.join_campaign(
-            session=self.s, operator_id=self.op.id, member_external_id=member, campaign_code=campaign.code, now=NOW
+            session=self.s, operator_id=self.op.id, member_external_id=member, campaign_code=campaign.code, now=now
         )
 
     async def record(self, *walks: ActivityIn):
@@ -351,3 +351,22 @@ async def test_a_capped_campaign_cuts_its_days_with_it(signer, world):
     doc = json.loads(st.document)
     assert [d["distanceWon"] for d in doc["days"]] == ["400", "400", "200"]
     assert doc["lines"][0]["distanceWon"] == "1000" and doc["lines"][0]["distanceKm"] == "12"
+
+
+async def test_participants_count_those_who_walked_in_the_period(signer, world):
+    short = await world.campaign(code="short", starts_on=day(1), ends_on=day(15), now=NOW - dt.timedelta(days=10))
+    for who in ("a", "b", "c"):
+        await world.join(who, short, now=NOW - dt.timedelta(days=10))
+    await world.record(walk("a", day(2), 3000), walk("b", day(9), 3000), walk("c", day(9), 0, steps=0))
+    whole = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
+                                                period_start=day(1), period_end=day(19), signer=signer, now=NOW)
+    assert [(l.campaign, l.participants) for l in whole.lines] == [("short", 2)]  # the whole campaign
+    part = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
+                                               period_start=day(20), period_end=day(31), signer=signer, now=NOW)
+    assert part.lines == ()  # the campaign ended before the period
+    other = await world.campaign(code="long")
+    await world.join("a", other)
+    await world.join("b", other)
+    first_week = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
+                                                     period_start=day(20), period_end=day(25), signer=signer, now=NOW)
+    assert [(l.campaign, l.participants) for l in first_week.lines] == [("long", 0)]

@@ -196,3 +196,13 @@ async def test_a_discrepancy_is_resolved_once_with_a_note_by_a_party(db):
     with pytest.raises(InvalidState):
         async with db.transaction() as s:
             await service.resolve_discrepancy(session=s, discrepancy_id=first.id, partner_id=None, resolved_by_id=a.id, resolution="again")
+
+
+async def test_matching_needs_no_full_outer_join(db, monkeypatch):
+    """SQLite before 3.39 has no FULL OUTER JOIN: the same classification from joins and anti-joins."""
+    monkeypatch.setattr(service, "_has_full_join", lambda session: False)
+    a, b, ag, records = await planted_world(db)
+    run_id = await service.stage_report(db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31), records=_aiter(records))
+    run = await service.run_matching(db=db, run_id=run_id)
+    assert (run.matched, run.missing_in_gateway, run.missing_at_partner, run.amount_mismatch, run.duplicates) == (5, 3, 2, 1, 2)
+    assert len(await _discrepancies(db, run_id)) == 8

@@ -236,3 +236,17 @@ async def test_confirm_needs_the_right_digest_and_both_operators_make_it_confirm
             assert kinds == ["settlement.closed", "settlement.confirmed", "settlement.disputed", "settlement.confirmed"]
         last = (await events_for_partner(s, a.id))[-1].payload
         assert last["status"] == "CONFIRMED" and last["confirmedBy"] == [a.code, b.code]
+
+
+async def test_the_scheduled_job_closes_every_ended_period_and_opens_the_current_one(db, settings):
+    from gateway import settlement_jobs
+    from gateway.jobs import JOBS, JobContext
+
+    assert {"settlement.close_due", "reconciliation.recover"} <= set(JOBS)
+    async with db.transaction() as s:
+        a, b, ag = await _world(s, starts_on=service.seoul_date(service.utcnow()).replace(day=1) - dt.timedelta(days=40))
+    closed = await settlement_jobs.close_settlements_job(JobContext(db=db, settings=settings, state=SimpleNamespace(keystore=Ed25519Signer())))
+    settlements = await _settlements(db, ag)
+    assert len(closed) == len(settlements) - 1 >= 1
+    assert [x.status for x in settlements] == [SettlementStatus.CLOSED] * len(closed) + [SettlementStatus.OPEN]
+    assert settlements[-1].period_start <= service.seoul_date(service.utcnow()) <= settlements[-1].period_end

@@ -15,7 +15,7 @@ import asyncio
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import uvicorn
