@@ -93,6 +93,23 @@ Listener = Callable[..., Awaitable[None]]
 listeners: list[Listener] = []
 
 
+async def _listening_members(session: AsyncSession, member_ids: list[int]) -> set[int] | None:
+    """The members of a batch some listener cares about; None for all of them.
+
+    A listener may carry `interested(session, member_ids) -> set[int]` (e.g. the members
+    who take part in a campaign), so that the batch pays a SAVEPOINT and a listener call
+    only for those: for most records there is nothing to do."""
+    if not listeners:
+        return set()
+    found: set[int] = set()
+    for listener in listeners:
+        interested = getattr(listener, "interested", None)
+        if interested is None:
+            return None
+        found |= await interested(session, member_ids)
+    return found
+
+
 # ---------------------------------------------------------------- rules
 
 
@@ -238,6 +255,7 @@ async def record_activities(
     wallets = await _wallets(session, list(members.values()), unit)
     available = {w.id: w.available for w in wallets.values()}
     days = await _days(session, [m.id for m in members.values()], {records[i].date for i in valid})
+    listening = await _listening_members(session, [m.id for m in members.values()])
 
     postings: list[ledger.Posting] = []
     events: list[tuple[str, list[int], dict]] = []
@@ -277,7 +295,7 @@ async def record_activities(
         status = ActivityStatus.ADJUSTED if day is not None else (ActivityStatus.CAPPED if capped else ActivityStatus.CREDITED)
         old = None if day is None else ActivityFigures(day.steps, day.distance_meters, day.points_credited)
         new = ActivityFigures(record.steps, record.distance_meters, points)
-        if listeners:
+        if listeners and (listening is None or member.id in listening):
             try:
                 async with session.begin_nested():
                     for listener in listeners:

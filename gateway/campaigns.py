@@ -26,8 +26,20 @@ What a caller may rely on
   date (participants, metres, won already cut), which statements read and seal, so the
   days of a statement always sum to its lines.
 * **Ledger**: commitments are won, posted in unit "KRW" from the sponsor's "commitments"
-  account to the beneficiary's (DONATE up, ADJUST for a correction down), so the sponsor's
-  KRW balance is minus what it owes across its campaigns.
+  account to the beneficiary's (DONATE, or ADJUST the other way for a correction down). A
+  match is posted with its donation, under the donation's reference. Walking commitments
+  (kilometres and achievements) accrue in the per-day rows, the commitment journal, and are
+  posted when a statement seals them (`gateway.statements`), one posting per campaign line:
+  a posting for every walk of every participant would cost a batch of 1,000 records
+  thousands of statements, where `record_activities` needs about fifteen. So the sponsor's
+  KRW balance is minus what its issued statements and its matches amount to, and
+  `committed_won` is that plus what accrues for periods not yet stated.
+
+Cost: the listener calls of one batch share a working set per transaction (`_Work`): the
+participations of every member of the batch in one query on first use, each campaign's row
+locked once, each open day row read once; changes are made to those rows in memory and
+flushed with the batch's savepoints. A record of a member in no running campaign costs no
+query at all.
 
 Concurrency: every change to commitments takes one lock first (`lock_commitments`: a
 PostgreSQL transaction-level advisory lock; SQLite serializes writers anyway). A campaign's
@@ -40,6 +52,7 @@ participant.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -63,6 +76,9 @@ MAX_WON = 10**15
 MAX_MATCH_RATIO = Decimal(100)
 #: Key of the PostgreSQL advisory lock that serializes changes to commitments.
 COMMITMENT_LOCK_KEY = 0x6D696C6563616D70  # "milecamp"
+#: A batch does not load participations of campaigns that ended longer ago than this (walks
+#: are accepted 400 days back by default; this leaves room for a longer setting).
+HORIZON_DAYS = 1100
 
 
 # ---------------------------------------------------------------- rounding rules (one function each)
@@ -242,21 +258,13 @@ async def _partner(session: AsyncSession, code: str | None, kind: PartnerKind, f
     return partner
 
 
-# ---------------------------------------------------------------- locks, accounts
+# ---------------------------------------------------------------- locks, accounts, working set
 
 
 async def lock_commitments(session: AsyncSession) -> None:
     """Take the commitments lock until the transaction ends (re-entrant; SQLite: no-op)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMITMENT_LOCK_KEY})
-
-
-async def _locked(session: AsyncSession, campaign_id: int) -> Campaign:
-    return (
-        await session.execute(
-            sa.select(Campaign).where(Campaign.id == campaign_id).with_for_update().execution_options(populate_existing=True)
-        )
-    ).scalar_one()
 
 
 async def commitment_accounts(session: AsyncSession, campaign: Campaign) -> tuple[Account, Account]:
@@ -266,34 +274,120 @@ async def commitment_accounts(session: AsyncSession, campaign: Campaign) -> tupl
     return sponsor, beneficiary
 
 
-async def _post_commitment(
-    session: AsyncSession, campaign: Campaign, delta_won: int, memo: str, *, reference: str | None = None, now: dt.datetime
-) -> None:
-    if delta_won == 0:
-        return
-    sponsor, beneficiary = await commitment_accounts(session, campaign)
+def commitment_posting(campaign: Campaign, delta_won: int, accounts: tuple[Account, Account], memo: str,
+                       reference: str | None = None) -> ledger.Posting | None:
+    """The ledger posting of a change of `delta_won` in what the sponsor owes (None for 0)."""
+    sponsor, beneficiary = accounts
     if delta_won > 0:
-        leg, kind = ledger.Leg(sponsor, beneficiary, delta_won), EntryKind.DONATE
-    else:
-        leg, kind = ledger.Leg(beneficiary, sponsor, -delta_won), EntryKind.ADJUST
-    await ledger.post(session=session, kind=kind, legs=[leg], memo=memo, reference=reference, now=now, savepoint=False)
+        return ledger.Posting(EntryKind.DONATE, [ledger.Leg(sponsor, beneficiary, delta_won)], memo, reference)
+    if delta_won < 0:
+        return ledger.Posting(EntryKind.ADJUST, [ledger.Leg(beneficiary, sponsor, -delta_won)], memo, reference)
+    return None
 
 
-async def _add_to_day(session: AsyncSession, campaign_id: int, date: dt.date, **deltas: int) -> None:
-    """Add to the campaign's open row for `date` (created on first use; callers hold the lock)."""
+@dataclass
+class _Work:
+    """What commitment code has loaded in one database transaction; the listener calls of a
+    batch share it, so a batch costs a few queries, not a few per record. ORM objects are
+    changed in memory and flushed with the batch's next savepoint."""
+
+    transaction: Any
+    known: set[int] = field(default_factory=set)
+    #: member id -> (participant row, campaign id, starts_on, ends_on)
+    participations: dict[int, list[tuple[CampaignParticipant, int, dt.date, dt.date]]] = field(default_factory=dict)
+    campaigns: dict[int, Campaign] = field(default_factory=dict)
+    days: dict[tuple[int, dt.date], CampaignDay] = field(default_factory=dict)
+    locked: bool = False
+
+
+def _work(session: AsyncSession) -> _Work:
+    transaction = session.sync_session.get_transaction()
+    work = session.info.get("campaign_work")
+    if work is None or work.transaction is not transaction:
+        work = session.info["campaign_work"] = _Work(transaction)
+    return work
+
+
+def _stale(obj) -> bool:
+    """Expired by a rolled-back savepoint (its row may have changed back)."""
+    return bool(sa.inspect(obj).expired_attributes)
+
+
+async def _lock(session: AsyncSession, work: _Work) -> None:
+    if not work.locked:
+        await lock_commitments(session)
+        work.locked = True
+
+
+async def _campaign(session: AsyncSession, work: _Work, campaign_id: int) -> Campaign:
+    """The campaign's row, locked for this transaction (after the commitments lock)."""
+    await _lock(session, work)
+    campaign = work.campaigns.get(campaign_id)
+    if campaign is None or _stale(campaign):
+        if campaign is not None:
+            work.locked = False  # a savepoint was rolled back: take the locks again
+            await _lock(session, work)
+        campaign = (
+            await session.execute(
+                sa.select(Campaign).where(Campaign.id == campaign_id).with_for_update().execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        work.campaigns[campaign_id] = campaign
+    return campaign
+
+
+async def _participations(session: AsyncSession, work: _Work, member_id: int):
+    """The member's participations, loaded with those of every member of the batch at hand
+    (the members the session holds) on first use."""
+    if member_id not in work.known:
+        ids = {member_id} | {
+            obj.id for obj in list(session.sync_session.identity_map.values())
+            if isinstance(obj, Member) and obj.id is not None and obj.id not in work.known
+        }
+        horizon = seoul_today() - dt.timedelta(days=HORIZON_DAYS)
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):
+            rows = await session.execute(
+                sa.select(CampaignParticipant, Campaign.starts_on, Campaign.ends_on)
+                .join(Campaign, Campaign.id == CampaignParticipant.campaign_id)
+                .where(CampaignParticipant.member_id.in_(ordered[start:start + 500]), Campaign.ends_on >= horizon)
+                .order_by(CampaignParticipant.campaign_id)
+            )
+            for participant, starts_on, ends_on in rows:
+                work.participations.setdefault(participant.member_id, []).append(
+                    (participant, participant.campaign_id, starts_on, ends_on)
+                )
+        work.known |= ids
+    return work.participations.get(member_id, [])
+
+
+async def _day(session: AsyncSession, work: _Work, campaign_id: int, date: dt.date) -> CampaignDay:
+    """The campaign's open row for `date`, created on first use (callers hold the lock)."""
+    key = (campaign_id, date)
+    row = work.days.get(key)
+    if row is None or _stale(row) or row.sealed_by != OPEN:
+        row = (
+            await session.execute(
+                sa.select(CampaignDay)
+                .where(CampaignDay.campaign_id == campaign_id, CampaignDay.date == date, CampaignDay.sealed_by == OPEN)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            row = CampaignDay(campaign_id=campaign_id, date=date, sealed_by=OPEN, participants=0, distance_m=0,
+                              distance_won=0, achievers=0, achievement_won=0, matched_won=0)
+            session.add(row)
+        work.days[key] = row
+    return row
+
+
+async def _add_to_day(session: AsyncSession, work: _Work, campaign_id: int, date: dt.date, **deltas: int) -> None:
     deltas = {k: v for k, v in deltas.items() if v}
     if not deltas:
         return
-    t = CampaignDay.__table__
-    updated = await session.execute(
-        sa.update(t)
-        .where(t.c.campaign_id == campaign_id, t.c.date == date, t.c.sealed_by == OPEN)
-        .values(**{k: t.c[k] + v for k, v in deltas.items()})
-    )
-    if updated.rowcount == 0:
-        row = dict(participants=0, distance_m=0, distance_won=0, achievers=0, achievement_won=0, matched_won=0)
-        row.update(deltas)
-        await session.execute(sa.insert(t).values(campaign_id=campaign_id, date=date, sealed_by=OPEN, **row))
+    row = await _day(session, work, campaign_id, date)
+    for name, value in deltas.items():
+        setattr(row, name, getattr(row, name) + value)
 
 
 async def _note_budget(session: AsyncSession, campaign: Campaign, before: int, now: dt.datetime) -> None:
@@ -314,7 +408,7 @@ async def _note_budget(session: AsyncSession, campaign: Campaign, before: int, n
             },
             now=now,
         )
-    elif campaign.committed_won < campaign.budget_won:
+    elif campaign.committed_won < campaign.budget_won and campaign.budget_exhausted_at is not None:
         campaign.budget_exhausted_at = None
 
 
@@ -327,6 +421,7 @@ def _walked(figures) -> bool:
 
 async def _apply_walk(
     session: AsyncSession,
+    work: _Work,
     campaign: Campaign,
     participant: CampaignParticipant,
     member: Member,
@@ -341,18 +436,23 @@ async def _apply_walk(
     d_participants = int(_walked(new)) - int(_walked(old))
     before = campaign.committed_won
 
-    campaign.distance_m += d_m
-    distance_won = within_budget(
-        won_for_distance(campaign.distance_m, campaign.won_per_km),
-        campaign.distance_won,
-        campaign.budget_won - campaign.committed_won,
-    )
-    d_won = distance_won - campaign.distance_won
-    campaign.distance_won = distance_won
-    campaign.committed_won += d_won
-    participant.steps += d_steps
-    participant.distance_m += d_m
-    await _add_to_day(session, campaign.id, date, participants=d_participants, distance_m=d_m, distance_won=d_won)
+    if d_m:
+        campaign.distance_m += d_m
+        distance_won = within_budget(
+            won_for_distance(campaign.distance_m, campaign.won_per_km),
+            campaign.distance_won,
+            campaign.budget_won - campaign.committed_won,
+        )
+        d_won = distance_won - campaign.distance_won
+        if d_won:
+            campaign.distance_won = distance_won
+            campaign.committed_won += d_won
+        participant.distance_m += d_m
+    else:
+        d_won = 0
+    if d_steps:
+        participant.steps += d_steps
+    await _add_to_day(session, work, campaign.id, date, participants=d_participants, distance_m=d_m, distance_won=d_won)
 
     if campaign.goal_steps:
         reached = participant.steps >= campaign.goal_steps
@@ -362,11 +462,11 @@ async def _apply_walk(
             campaign.achievers += 1
             campaign.achievement_won += won
             campaign.committed_won += won
-            await _add_to_day(session, campaign.id, date, achievers=1, achievement_won=won)
+            await _add_to_day(session, work, campaign.id, date, achievers=1, achievement_won=won)
             await _goal_reached(session, campaign, member, date, won, now)
         elif not reached and participant.achieved_on is not None:
             won = participant.achievement_won
-            await _add_to_day(session, campaign.id, participant.achieved_on, achievers=-1, achievement_won=-won)
+            await _add_to_day(session, work, campaign.id, participant.achieved_on, achievers=-1, achievement_won=-won)
             campaign.achievers -= 1
             campaign.achievement_won -= won
             campaign.committed_won -= won
@@ -395,27 +495,16 @@ async def _goal_reached(session, campaign: Campaign, member: Member, date: dt.da
 
 async def on_activity(*, session: AsyncSession, member: Member, date: dt.date, old, new) -> None:
     """`gateway.activity` listener: a participant's day was credited or corrected."""
-    rows = (
-        await session.execute(
-            sa.select(CampaignParticipant.id, CampaignParticipant.campaign_id)
-            .join(Campaign, Campaign.id == CampaignParticipant.campaign_id)
-            .where(CampaignParticipant.member_id == member.id, Campaign.starts_on <= date, Campaign.ends_on >= date)
-            .order_by(CampaignParticipant.campaign_id)
-        )
-    ).all()
-    if not rows:
+    work = _work(session)
+    relevant = [(p, cid) for p, cid, first, last in await _participations(session, work, member.id) if first <= date <= last]
+    if not relevant:
         return
     now = utcnow()
-    await lock_commitments(session)
-    for participant_id, campaign_id in rows:
-        campaign = await _locked(session, campaign_id)
-        participant = await session.get(CampaignParticipant, participant_id, populate_existing=True)
-        d_won = await _apply_walk(session, campaign, participant, member, date, old, new, now)
-        what = "correction of the walk" if old is not None else "walk"
-        await _post_commitment(
-            session, campaign, d_won, f"campaign {campaign.code}: {what} of {date.isoformat()}", now=now
-        )
-    await session.flush()
+    for participant, campaign_id in relevant:
+        campaign = await _campaign(session, work, campaign_id)
+        if _stale(participant):
+            await session.refresh(participant)
+        await _apply_walk(session, work, campaign, participant, member, date, old, new, now)
 
 
 if on_activity not in activity.listeners:
@@ -439,8 +528,8 @@ async def join_campaign(
     member = await enroll(session=session, operator_id=operator_id, external_id=member_external_id, now=now)
     if member.status != MemberStatus.ACTIVE:
         raise MemberSuspended(f"the member is {member.status.value}", field=["input", "memberExternalId"])
-    await lock_commitments(session)
-    campaign = await _locked(session, found.id)
+    work = _work(session)
+    campaign = await _campaign(session, work, found.id)
     exists = await session.scalar(
         sa.select(CampaignParticipant.id).where(
             CampaignParticipant.campaign_id == campaign.id, CampaignParticipant.member_id == member.id
@@ -454,6 +543,8 @@ async def join_campaign(
     session.add(participant)
     campaign.participants += 1
     await session.flush()
+    work.known.discard(member.id)
+    work.participations.pop(member.id, None)
     # Walking already recorded within the campaign's dates counts, in date order (so a goal
     # is reached on the day the steps first add up to it).
     records = (
@@ -467,11 +558,9 @@ async def join_campaign(
             .order_by(ActivityRecord.date)
         )
     ).scalars().all()
-    total = 0
     for record in records:
         figures = activity.ActivityFigures(record.steps, record.distance_meters, record.points_credited)
-        total += await _apply_walk(session, campaign, participant, member, record.date, None, figures, now)
-    await _post_commitment(session, campaign, total, f"campaign {campaign.code}: walking recorded before joining", now=now)
+        await _apply_walk(session, work, campaign, participant, member, record.date, None, figures, now)
     await session.flush()
     return campaign
 
@@ -482,15 +571,16 @@ async def join_campaign(
 async def match_donation(
     *, session: AsyncSession, campaign: Campaign, won_value: int, reference: str, now: dt.datetime
 ) -> int:
-    """Commit the sponsor's match of a donation worth `won_value` (returns the won matched).
+    """Commit the sponsor's match of a donation worth `won_value` (returns the won matched)
+    and post it in the ledger under the donation's `reference`.
 
     CampaignNotActive outside the campaign's dates; BudgetExhausted when a match is due and
     nothing is left of the budget (a partial match is cut to what is left).
     """
     if campaign_status(campaign, seoul_today(now)) != CampaignStatus.ACTIVE:
         raise CampaignNotActive(f"Campaign {campaign.code!r} is not active", field=["input", "campaignCode"])
-    await lock_commitments(session)
-    campaign = await _locked(session, campaign.id)
+    work = _work(session)
+    campaign = await _campaign(session, work, campaign.id)
     due = matched_won(won_value, campaign.match_ratio)
     headroom = campaign.budget_won - campaign.committed_won
     if due > 0 and headroom <= 0:
@@ -501,8 +591,10 @@ async def match_donation(
     before = campaign.committed_won
     campaign.matched_won += won
     campaign.committed_won += won
-    await _add_to_day(session, campaign.id, seoul_today(now), matched_won=won)
-    await _post_commitment(session, campaign, won, f"campaign {campaign.code}: match of a donation", reference=reference, now=now)
+    await _add_to_day(session, work, campaign.id, seoul_today(now), matched_won=won)
+    posting = commitment_posting(campaign, won, await commitment_accounts(session, campaign),
+                                 f"campaign {campaign.code}: match of a donation", reference)
+    await ledger.post_many(session=session, postings=[posting], now=now)
     await _note_budget(session, campaign, before, now)
     await session.flush()
     return won
@@ -524,6 +616,7 @@ __all__ = [
     "campaign_status",
     "can_see",
     "commitment_accounts",
+    "commitment_posting",
     "create_campaign",
     "get_campaign",
     "join_campaign",

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 REFERENCE_MAX = 100
 RESOLUTION_MAX = 2000
 DEFAULT_BATCH_SIZE = 5000
+MAX_LINE = 64 * 1024
 #: Columns of a CSV report (header row required, in any order) and keys of a JSON line.
 FIELDS = ("reference", "kind", "amountWon", "occurredAt")
 
@@ -121,15 +122,21 @@ def parse_record(values: dict, where: str) -> ReportRecord:
     return check_record(ReportRecord(str(values["reference"]), kind, amount, occurred_at), where)
 
 
-async def iter_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
-    """UTF-8 text lines of a byte stream, without their line ends (a BOM is dropped)."""
+async def iter_lines(chunks: AsyncIterable[bytes], *, max_line: int = MAX_LINE) -> AsyncIterator[str]:
+    """UTF-8 text lines of a byte stream, without their line ends (a BOM is dropped). A line
+    longer than `max_line` characters is refused, so a body without line breaks cannot fill
+    memory."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     pending = ""
+    number = 0
     async for chunk in chunks:
         pending += decoder.decode(chunk)
         *lines, pending = pending.split("\n")
         for line in lines:
+            number += 1
             yield line.rstrip("\r")
+        if len(pending) > max_line:
+            raise InvalidInput(f"line {number + 1}: longer than {max_line} characters")
     pending += decoder.decode(b"", final=True)
     if pending.rstrip("\r"):
         yield pending.rstrip("\r")
@@ -325,9 +332,9 @@ async def _fail(db: Database, run_id: int, message: str, *, discard_records: boo
 # ---------------------------------------------------------------- matching
 
 
-def _outer_join(left, right, on, *, full: bool, left_key, right_key, columns):
-    """`SELECT columns FROM left FULL OUTER JOIN right ON on`, or, where the database has no
-    FULL OUTER JOIN (SQLite before 3.39), the same rows as a LEFT JOIN and an anti-join."""
+def _outer_join(left, right, on, *, full: bool, left_key, columns):
+    """`SELECT columns FROM left FULL OUTER JOIN right ON on`; or the same rows as a LEFT JOIN
+    and the right rows without a partner (for SQLite, whose planner handles that better)."""
     if full:
         return sa.select(*columns).select_from(left.join(right, on, full=True))
     return sa.union_all(
@@ -336,15 +343,32 @@ def _outer_join(left, right, on, *, full: bool, left_key, right_key, columns):
     )
 
 
+def _unpaired(left, right, on, *, full: bool, left_columns, right_columns, left_key, right_key):
+    """The rows of `left` without a partner in `right` and those of `right` without one in
+    `left`, in one result whose other side's columns are null: a FULL OUTER JOIN that keeps
+    the unpaired rows, or (full=False) two anti-joins."""
+    if full:
+        return (
+            sa.select(*left_columns, *right_columns)
+            .select_from(left.join(right, on, full=True))
+            .where(sa.or_(left_key.is_(None), right_key.is_(None)))
+        )
+    nulls = lambda columns: [sa.null().cast(c.type).label(c.name) for c in columns]  # noqa: E731
+    return sa.union_all(
+        sa.select(*left_columns, *nulls(right_columns)).select_from(left).where(~sa.exists(sa.select(1).select_from(right).where(on))),
+        sa.select(*nulls(left_columns), *right_columns).select_from(right).where(~sa.exists(sa.select(1).select_from(left).where(on))),
+    )
+
+
 def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Select:
     """One SELECT yielding every discrepancy of the run (see the module docstring).
 
     p, g: the partner's records and the gateway's flows, numbered within (reference, kind,
-    amount). e: what a FULL OUTER JOIN on (reference, kind, amount, number) leaves unpaired
-    (the exact matches drop out here). pl, gl: those leftovers numbered within (reference,
-    kind) in time order; a FULL OUTER JOIN of the two on (reference, kind, number) classifies
-    each. p and g are read once each, so PostgreSQL inlines them and merge-joins their
-    window-sorted output without sorting again; only the leftovers are materialized.
+    amount). e: what pairing them on (reference, kind, amount, number) leaves unpaired (the
+    exact matches drop out here). pl, gl: those leftovers numbered within (reference, kind)
+    in time order; an outer join of the two on (reference, kind, number) classifies each.
+    With `full_join` (PostgreSQL) p and g are read once each, so they are inlined and joined
+    straight from their window sorts; only the leftovers are materialized.
     """
     R, F = StagedRecord.__table__, SettlementFlow.__table__
     row_number, count = sa.func.row_number, sa.func.count
@@ -378,20 +402,17 @@ def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Se
         .cte("g")
     )
     exact = sa.and_(g.c.reference == p.c.reference, g.c.kind == p.c.kind, g.c.amount == p.c.amount, g.c.k == p.c.k)
-    unpaired = _outer_join(
+    unpaired = _unpaired(
         p, g, exact, full=full_join, left_key=p.c.seq, right_key=g.c.id,
-        columns=[
+        left_columns=[
             p.c.seq, p.c.reference.label("p_reference"), p.c.kind.label("p_kind"), p.c.amount.label("p_amount"),
             p.c.occurred_at.label("p_at"), p.c.n_key,
+        ],
+        right_columns=[
             g.c.id, g.c.reference.label("g_reference"), g.c.kind.label("g_kind"), g.c.amount.label("g_amount"),
             g.c.occurred_at.label("g_at"),
         ],
     )
-    if isinstance(unpaired, sa.Select):
-        unpaired = unpaired.where(sa.or_(p.c.seq.is_(None), g.c.id.is_(None)))
-    else:  # the LEFT JOIN half keeps its matches: drop them
-        first, second = unpaired.selects
-        unpaired = sa.union_all(first.where(g.c.id.is_(None)), second)
     e = unpaired.cte("e")
     pl = (
         sa.select(
@@ -426,7 +447,7 @@ def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Se
         else_=DiscrepancyKind.DUPLICATE.value,
     )
     return _outer_join(
-        pl, gl, pair, full=full_join, left_key=pl.c.seq, right_key=gl.c.id,
+        pl, gl, pair, full=full_join, left_key=pl.c.seq,
         columns=[
             sa.literal(run.id, sa.BigInteger),
             sa.func.coalesce(pl.c.reference, gl.c.reference),
@@ -461,7 +482,7 @@ async def run_matching(*, db: Database, run_id: int, rerun: bool = False) -> Rec
                 await session.execute(sa.text("SET LOCAL jit = off"))
             await session.execute(sa.delete(Discrepancy).where(Discrepancy.run_id == run.id))
             columns = ["run_id", "reference", "kind", "flow_kind", "gateway_amount_won", "partner_amount_won", "flow_id", "record_seq", "status"]
-            await session.execute(sa.insert(Discrepancy.__table__).from_select(columns, _matching_select(run, full_join=_has_full_join(session))))
+            await session.execute(sa.insert(Discrepancy.__table__).from_select(columns, _matching_select(run, full_join=_use_full_join(session))))
             counts = dict(
                 (
                     await session.execute(
@@ -488,12 +509,11 @@ async def run_matching(*, db: Database, run_id: int, rerun: bool = False) -> Rec
             return await session.get(ReconciliationRun, run_id)
 
 
-def _has_full_join(session: AsyncSession) -> bool:
-    if session.bind.dialect.name == "sqlite":
-        import sqlite3
-
-        return sqlite3.sqlite_version_info >= (3, 39)
-    return True
+def _use_full_join(session: AsyncSession) -> bool:
+    """PostgreSQL merge- or hash-joins a FULL OUTER JOIN of the two sorted sides in one pass;
+    SQLite (which has it only since 3.39) runs it as nested loops, but indexes the anti-joins'
+    subqueries on the fly."""
+    return session.bind.dialect.name != "sqlite"
 
 
 _tasks: dict[int, asyncio.Task] = {}

@@ -13,8 +13,9 @@ What a caller may rely on
   (EdDSA, `kid` from the JWKS). The figures shown in GraphQL, JSON, CSV and PDF are all read
   back from the stored bytes, so they cannot disagree.
 * A **closed** period (it ended before today in Asia/Seoul) is issued once: the first request
-  stores the bytes and seals the per-day figures it used (`CampaignDay.sealed_by`); every
-  later request gets the same bytes. A figure that arrives later for a date inside an issued
+  stores the bytes, seals the per-day figures it used (`CampaignDay.sealed_by`) and posts in
+  the ledger what they commit for walking (KRW, sponsor to beneficiary, one posting per
+  line; matches were posted with their donations); every later request gets the same bytes. A figure that arrives later for a date inside an issued
   period (a late or corrected walk) is never added to it: it goes into the sponsor's next
   statement issued, listed under its own walk date in `days`. So a sponsor's statements
   never overlap and, together, account for every won committed.
@@ -41,8 +42,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import documents
-from gateway.campaigns import km, lock_commitments, seoul_today
+from gateway import documents, ledger
+from gateway.campaigns import commitment_accounts, commitment_posting, km, lock_commitments, seoul_today
 from gateway.db import utcnow
 from gateway.errors import InvalidInput
 from gateway.models import ActivityRecord, Partner
@@ -281,7 +282,28 @@ async def donation_statement(
     signed = await documents.sign(document, signer)
     row.document, row.digest, row.signature = signed.payload, signed.digest, signed.signature
     await session.flush()
+    if closed:
+        await _post_walking(session, document, now)
     return Statement.from_issued(row)
+
+
+async def _post_walking(session: AsyncSession, document: dict, now: dt.datetime) -> None:
+    """Post what the sealed days commit for walking (kilometres and achievements; matches were
+    posted with their donations): one KRW posting per line, one reference per statement."""
+    codes = [line["campaign"] for line in document["lines"]]
+    found = {c.code: c for c in (await session.execute(sa.select(Campaign).where(Campaign.code.in_(codes)))).scalars()}
+    reference = ledger.new_reference()
+    memo = f"donation statement {document['sponsor']} {document['periodStart']}..{document['periodEnd']}"
+    postings = []
+    for line in document["lines"]:
+        campaign = found[line["campaign"]]
+        amount = int(line["distanceWon"]) + int(line["achievementWon"])
+        posting = commitment_posting(
+            campaign, amount, await commitment_accounts(session, campaign), f"{memo}: campaign {campaign.code}", reference
+        )
+        if posting is not None:
+            postings.append(posting)
+    await ledger.post_many(session=session, postings=postings, now=now)
 
 
 async def _document(

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from auth.keys import verify_detached
+from gateway import documents
 from gateway.models import FlowKind, SettlementFlow, SettlementPeriod
 from gateway.partners import create_agreement
 from tests.support.auth import GatewayClient, get_token, register_partner
@@ -109,7 +110,7 @@ async def world(db, live_server):
         pass
 
     w = World()
-    w.db, w.url, w.agreement, w.today = db, url, agreement, today
+    w.db, w.url, w.agreement, w.today, w.settings = db, url, agreement, today, live_server.settings
     w.admin, w.seoul, w.busan, w.jeju = admin, seoul, busan, jeju
     w.gw = {name: GatewayClient.of(url, reg) for name, reg in [("admin", admin), ("seoul", seoul), ("busan", busan), ("jeju", jeju)]}
     return w
@@ -165,14 +166,23 @@ async def test_a_closed_period_is_signed_verified_against_the_jwks_and_confirmed
     assert body["periodStart"] == last.isoformat() and body["closedAt"].endswith("+00:00")
     tampered = s["documentUrl"].replace("expires=", "expires=9")
     assert httpx.get(tampered, timeout=10).status_code == 403
-    other = s["documentUrl"].replace(f"/settlements/", "/settlements/1").split("?")[0] + "?" + s["documentUrl"].split("?")[1]
+    other = s["documentUrl"].replace("/settlements/", "/settlements/1").split("?")[0] + "?" + s["documentUrl"].split("?")[1]
     assert httpx.get(other, timeout=10).status_code == 403
+    path = "/" + s["documentUrl"].split("/", 3)[3].split("?")[0]
+    expired = documents.signed_url(base_url=w.url, path=path, secret_key=w.settings.secret_key, ttl_seconds=-1)
+    assert httpx.get(expired, timeout=10).status_code == 403
+    fresh = documents.signed_url(base_url=w.url, path=path, secret_key=w.settings.secret_key, ttl_seconds=60)
+    assert httpx.get(fresh, timeout=10).content == document.content
 
     # Tenancy: the third operator sees nothing and cannot act.
     assert w.gw["jeju"].data(ONE, id=s["id"])["settlement"] is None
     assert w.gw["jeju"].data(LIST, code="seoul-busan")["settlements"]["edges"] == []
     refused = w.gw["jeju"].data(CONFIRM, input={"settlementId": s["id"], "digest": s["digest"]})["confirmSettlement"]
     assert refused["settlement"] is None and [e["code"] for e in refused["errors"]] == ["NOT_FOUND"]
+
+    reader = await register_partner(w.db, code="daegu-walks", kind="OPERATOR", scopes=["settlements:read"], unit_code="DGW", won_per_point="1")
+    no_scope = GatewayClient.of(w.url, reader).gql(CONFIRM, input={"settlementId": s["id"], "digest": s["digest"]})
+    assert no_scope["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
     wrong = w.gw["seoul"].data(CONFIRM, input={"settlementId": s["id"], "digest": "ab" * 32})["confirmSettlement"]
     assert wrong["settlement"] is None and wrong["errors"][0]["code"] == "DIGEST_MISMATCH"

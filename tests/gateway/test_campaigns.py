@@ -90,7 +90,7 @@ async def world(db):
         yield World(s, op, sponsor, beneficiary)
 
 
-async def test_kilometres_commit_won_with_the_remainders_carried(world):
+async def test_kilometres_commit_won_with_the_remainders_carried(signer, world):
     c = await world.campaign()
     await world.join("kim", c)
     await world.record(walk("kim", day(2), 1234), walk("kim", day(3), 1234), walk("kim", day(4), 1234))
@@ -99,6 +99,10 @@ async def test_kilometres_commit_won_with_the_remainders_carried(world):
     assert (c.distance_m, c.distance_won, c.committed_won) == (3702, 370, 370)
     assert campaigns.km(c.distance_m) == Decimal("3.702")
     assert await world.days(c) == {day(2): (1, 1234, 123), day(3): (1, 1234, 123), day(4): (1, 1234, 124)}
+    # The ledger gets the commitment when a statement seals it.
+    assert await world.sponsor_owes() == 0
+    await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id, period_start=day(1),
+                                        period_end=day(19), signer=signer, now=NOW)
     assert await world.sponsor_owes() == 370
     await f.check_invariants(world.s)
 
@@ -137,7 +141,6 @@ async def test_a_correction_corrects_the_commitment_down_too(world):
     c = await world.reload(c)
     assert (c.distance_m, c.distance_won, c.achievers, c.achievement_won, c.committed_won) == (3000, 300, 0, 0, 300)
     assert await world.days(c) == {day(2): (1, 3000, 300)}
-    assert await world.sponsor_owes() == 300
     # A correction to nothing takes the participant off that day.
     await world.record(walk("kim", day(2), 0, steps=0))
     assert await world.days(c) == {day(2): (0, 0, 0)}
@@ -161,7 +164,6 @@ async def test_the_budget_cap_holds_exactly(world):
     assert (event["campaign"], event["committedWon"], event["budgetWon"]) == ("spring", "1000", "1000")
     days = await world.days(c)
     assert sum(w for _, _, w in days.values()) == c.distance_won == 1000
-    assert await world.sponsor_owes() == 1000
     # A correction down frees budget; the commitment follows the walking, never above the budget.
     await world.record(walk("kim", day(3), 0, steps=0))
     c = await world.reload(c)
@@ -339,6 +341,9 @@ async def test_a_closed_period_is_sealed_and_late_walking_goes_to_the_next_state
     assert doc3["provisional"] is True and doc3["lines"][0]["matchedWon"] == "50"
     c = await world.reload(c)
     assert c.committed_won == sum(int(json.loads(x.document)["totalWon"]) for x in (first, second, open_part))
+    # In the ledger: the two sealed statements' walking, and the match, posted with its donation.
+    assert await world.sponsor_owes() == 1732 + 100 + 50 == c.committed_won
+    await f.check_invariants(world.s)
 
 
 async def test_a_capped_campaign_cuts_its_days_with_it(signer, world):

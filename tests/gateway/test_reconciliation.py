@@ -198,11 +198,22 @@ async def test_a_discrepancy_is_resolved_once_with_a_note_by_a_party(db):
             await service.resolve_discrepancy(session=s, discrepancy_id=first.id, partner_id=None, resolved_by_id=a.id, resolution="again")
 
 
-async def test_matching_needs_no_full_outer_join(db, monkeypatch):
-    """SQLite before 3.39 has no FULL OUTER JOIN: the same classification from joins and anti-joins."""
-    monkeypatch.setattr(service, "_has_full_join", lambda session: False)
+@pytest.mark.parametrize("full_join", [True, False])
+async def test_both_shapes_of_the_matching_query_classify_alike(db, monkeypatch, full_join):
+    """A FULL OUTER JOIN (PostgreSQL's plan) or anti-joins (SQLite's) give the same answer."""
+    import sqlite3
+
+    if full_join and db.dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 39):
+        pytest.skip("this SQLite has no FULL OUTER JOIN")
+    monkeypatch.setattr(service, "_use_full_join", lambda session: full_join)
     a, b, ag, records = await planted_world(db)
     run_id = await service.stage_report(db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31), records=_aiter(records))
     run = await service.run_matching(db=db, run_id=run_id)
     assert (run.matched, run.missing_in_gateway, run.missing_at_partner, run.amount_mismatch, run.duplicates) == (5, 3, 2, 1, 2)
     assert len(await _discrepancies(db, run_id)) == 8
+
+
+async def test_a_body_without_line_breaks_is_refused_before_it_fills_memory():
+    chunks = [b"reference,kind,amountWon,occurredAt\n"] + [b"x" * 1000] * 100
+    with pytest.raises(InvalidInput, match="line 2: longer than"):
+        [line async for line in service.iter_lines(_aiter(chunks), max_line=10_000)]

@@ -437,3 +437,20 @@ async def test_redemptions_query_is_scoped_to_the_partner(db):
         assert await ids(partner_id=w.member_op.id, partner_kind="OPERATOR", status=RedemptionStatus.CAPTURED) == []
         assert await ids(partner_id=0, partner_kind="ADMIN", created_from=NOW, created_to=NOW + dt.timedelta(seconds=1)) == [r.id]
         assert await ids(partner_id=0, partner_kind="ADMIN", created_to=NOW) == []
+
+
+async def test_the_expiry_job_is_registered_and_releases_due_holds(db, settings):
+    from gateway.db import utcnow
+    from gateway.jobs import JOBS, JobContext, load_job_modules, run_job
+
+    load_job_modules()
+    job = JOBS["redemptions.expire"]
+    w = await _world(db)
+    stale = await _authorize(db, w, 100, now=utcnow() - dt.timedelta(minutes=20))
+    fresh = await _authorize(db, w, 100, key="a-2", now=utcnow())
+    outcome = await run_job(job, JobContext(db=db, settings=settings), force=True)
+    assert (outcome.ran, outcome.error, outcome.result) == (True, None, 1)
+    async with db.session() as s:
+        assert (await svc.get_redemption(s, stale.id)).status == RedemptionStatus.EXPIRED
+        assert (await svc.get_redemption(s, fresh.id)).status == RedemptionStatus.AUTHORIZED
+    assert await _balance(db, w.member) == (900, 100)

@@ -74,7 +74,9 @@ async def _two_clients(db, live_server) -> tuple[str, str, str]:
     )
 
 
-@pytest.mark.settings(rate_per_second=0.5, rate_burst=3)
+# A slow refill (one request every 50 s) so that a loaded machine cannot refill the bucket
+# between the requests of the test.
+@pytest.mark.settings(rate_per_second=0.02, rate_burst=3)
 async def test_a_client_over_its_bucket_gets_429_while_another_is_served(db, live_server):
     _, greedy, other = await _two_clients(db, live_server)
 
@@ -82,7 +84,7 @@ async def test_a_client_over_its_bucket_gets_429_while_another_is_served(db, liv
 
     assert [r.status_code for r in answers] == [200, 200, 200, 429]
     limited = answers[-1]
-    assert 1 <= int(limited.headers["retry-after"]) <= 2
+    assert 1 <= int(limited.headers["retry-after"]) <= 50
     assert limited.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
     assert post_graphql(live_server.url, other, VIEWER).json()["data"]["viewer"]["clientId"]
     assert post_graphql(live_server.url, greedy, VIEWER).status_code == 429
