@@ -436,9 +436,9 @@ def _to_report_record(record, FlowKind, ReportRecord):
 
 def runner_for(state: Any) -> ConnectorRunner:
     """The process's runner, kept on the app state (created on first use; closed at shutdown)."""
-    from gateway.jobs import _extra, on_shutdown
+    from gateway.jobs import on_shutdown, state_extra
 
-    extra = _extra(state)
+    extra = state_extra(state)
     runner = extra.get("connector_runner")
     if runner is None:
         runner = ConnectorRunner(db=state.db, settings=state.settings, signer=getattr(state, "keystore", None))

@@ -185,9 +185,9 @@ class DeliveryWorker:
 
 def worker_for(state: Any) -> DeliveryWorker:
     """The process's delivery worker, kept on the app state (closed at shutdown)."""
-    from gateway.jobs import _extra, on_shutdown
+    from gateway.jobs import on_shutdown, state_extra
 
-    extra = _extra(state)
+    extra = state_extra(state)
     worker = extra.get("webhook_worker")
     if worker is None:
         worker = DeliveryWorker(db=state.db, settings=state.settings)

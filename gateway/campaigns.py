@@ -52,11 +52,13 @@ participant.
 from __future__ import annotations
 
 import datetime as dt
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import activity, ledger
@@ -157,6 +159,8 @@ def visible_campaigns(
 
 
 async def get_campaign(session: AsyncSession, code: str) -> Campaign | None:
+    """The campaign as it stands, this transaction's own commitments included."""
+    await flush_commitments(session)
     return (
         await session.execute(sa.select(Campaign).where(Campaign.code == code).execution_options(populate_existing=True))
     ).scalar_one_or_none()
@@ -286,26 +290,162 @@ def commitment_posting(campaign: Campaign, delta_won: int, accounts: tuple[Accou
 
 
 @dataclass
+class _Figures:
+    """A campaign's running figures within one transaction: changed in memory by every walk
+    of the batch and written once, when the transaction commits (a campaign's row is hot:
+    updating it for each of a batch's records would cost a statement each and, on
+    PostgreSQL, a chain of row versions to walk)."""
+
+    id: int
+    code: str
+    sponsor_id: int
+    beneficiary_id: int
+    starts_on: dt.date
+    ends_on: dt.date
+    won_per_km: int
+    goal_steps: int | None
+    won_per_achiever: int
+    match_ratio: Decimal
+    budget_won: int
+    participants: int
+    distance_m: int
+    distance_won: int
+    achievers: int
+    achievement_won: int
+    matched_won: int
+    committed_won: int
+    budget_exhausted_at: dt.datetime | None
+
+    WRITTEN = ("participants", "distance_m", "distance_won", "achievers", "achievement_won", "matched_won",
+               "committed_won", "budget_exhausted_at")
+
+    @classmethod
+    def of(cls, row: Campaign) -> "_Figures":
+        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass
 class _Work:
-    """What commitment code has loaded in one database transaction; the listener calls of a
-    batch share it, so a batch costs a few queries, not a few per record. ORM objects are
-    changed in memory and flushed with the batch's next savepoint."""
+    """What commitment code holds in one database transaction; the listener calls of a batch
+    share it, so a batch costs a few queries, not a few per record.
+
+    Campaign figures and per-day deltas live here and are written when the transaction
+    commits (`_write`, also `flush_commitments` for a reader in the same transaction);
+    participant rows are ORM objects flushed with the batch's savepoints. A savepoint rolled
+    back (a record rejected) takes its changes back: the state is snapshotted when each
+    savepoint begins and restored if it rolls back."""
 
     transaction: Any
     known: set[int] = field(default_factory=set)
     #: member id -> (participant row, campaign id, starts_on, ends_on)
     participations: dict[int, list[tuple[CampaignParticipant, int, dt.date, dt.date]]] = field(default_factory=dict)
-    campaigns: dict[int, Campaign] = field(default_factory=dict)
-    days: dict[tuple[int, dt.date], CampaignDay] = field(default_factory=dict)
+    campaigns: dict[int, _Figures] = field(default_factory=dict)
+    #: (campaign id, walk date) -> deltas to add to that date's open row
+    days: dict[tuple[int, dt.date], dict[str, int]] = field(default_factory=dict)
     locked: bool = False
+    snapshots: dict[Any, tuple] = field(default_factory=dict)
+    ended: tuple | None = None
+
+
+def _snapshot(work: _Work) -> tuple:
+    return (
+        {cid: dataclasses.replace(f) for cid, f in work.campaigns.items()},
+        {key: dict(deltas) for key, deltas in work.days.items()},
+        work.locked,
+    )
 
 
 def _work(session: AsyncSession) -> _Work:
-    transaction = session.sync_session.get_transaction()
-    work = session.info.get("campaign_work")
+    sync = session.sync_session
+    _listen(sync)
+    transaction = sync.get_transaction()
+    work = sync.info.get("campaign_work")
     if work is None or work.transaction is not transaction:
-        work = session.info["campaign_work"] = _Work(transaction)
+        work = sync.info["campaign_work"] = _Work(transaction)
     return work
+
+
+def _current(sync) -> _Work | None:
+    work = sync.info.get("campaign_work")
+    return work if work is not None and work.transaction is sync.get_transaction() else None
+
+
+def _listen(sync) -> None:
+    if sync.info.get("campaign_events"):
+        return
+    sync.info["campaign_events"] = True
+    event.listen(sync, "after_transaction_create", _on_create)
+    event.listen(sync, "after_transaction_end", _on_end)
+    event.listen(sync, "after_soft_rollback", _on_soft_rollback)
+    event.listen(sync, "before_commit", _on_before_commit)
+
+
+def _on_create(sync, transaction) -> None:
+    work = _current(sync)
+    if work is not None and transaction.nested:
+        work.snapshots[transaction] = _snapshot(work)
+
+
+def _on_end(sync, transaction) -> None:
+    work = sync.info.get("campaign_work")
+    if work is None:
+        return
+    if transaction.nested:
+        # A rollback is announced right after the end (after_soft_rollback): keep its snapshot.
+        work.ended = (transaction, work.snapshots.pop(transaction, None))
+    elif transaction is work.transaction:
+        sync.info.pop("campaign_work", None)
+
+
+def _on_soft_rollback(sync, previous) -> None:
+    work = sync.info.get("campaign_work")
+    if work is None or not previous.nested or work.ended is None or work.ended[0] is not previous:
+        return
+    snapshot, work.ended = work.ended[1], None
+    if snapshot is None:  # the work began inside the savepoint rolled back: none of it stands
+        sync.info.pop("campaign_work", None)
+    else:
+        work.campaigns, work.days, work.locked = snapshot
+
+
+def _on_before_commit(sync) -> None:
+    if sync.in_nested_transaction():
+        return
+    work = _current(sync)
+    if work is not None:
+        _write(sync, work)
+
+
+def _write(sync, work: _Work) -> None:
+    """Write the transaction's campaign figures and per-day deltas (a few statements)."""
+    t = Campaign.__table__
+    for figures in work.campaigns.values():
+        sync.execute(
+            sa.update(t).where(t.c.id == figures.id).values(**{name: getattr(figures, name) for name in _Figures.WRITTEN})
+        )
+    d = CampaignDay.__table__
+    for (campaign_id, date), deltas in work.days.items():
+        deltas = {k: v for k, v in deltas.items() if v}
+        if not deltas:
+            continue
+        updated = sync.execute(
+            sa.update(d)
+            .where(d.c.campaign_id == campaign_id, d.c.date == date, d.c.sealed_by == OPEN)
+            .values(**{k: d.c[k] + v for k, v in deltas.items()})
+        )
+        if updated.rowcount == 0:
+            row = dict(participants=0, distance_m=0, distance_won=0, achievers=0, achievement_won=0, matched_won=0)
+            row.update(deltas)
+            sync.execute(sa.insert(d).values(campaign_id=campaign_id, date=date, sealed_by=OPEN, **row))
+    work.days = {}
+
+
+async def flush_commitments(session: AsyncSession) -> None:
+    """Write what this transaction has committed so far, for a reader in the same transaction
+    (it happens anyway when the transaction commits)."""
+    work = _current(session.sync_session)
+    if work is not None:
+        await session.run_sync(lambda sync: _write(sync, work))
 
 
 def _stale(obj) -> bool:
@@ -313,27 +453,20 @@ def _stale(obj) -> bool:
     return bool(sa.inspect(obj).expired_attributes)
 
 
-async def _lock(session: AsyncSession, work: _Work) -> None:
+async def _campaign(session: AsyncSession, work: _Work, campaign_id: int) -> _Figures:
+    """The campaign's figures, its row locked for this transaction (after the commitments lock)."""
     if not work.locked:
         await lock_commitments(session)
         work.locked = True
-
-
-async def _campaign(session: AsyncSession, work: _Work, campaign_id: int) -> Campaign:
-    """The campaign's row, locked for this transaction (after the commitments lock)."""
-    await _lock(session, work)
-    campaign = work.campaigns.get(campaign_id)
-    if campaign is None or _stale(campaign):
-        if campaign is not None:
-            work.locked = False  # a savepoint was rolled back: take the locks again
-            await _lock(session, work)
-        campaign = (
+    figures = work.campaigns.get(campaign_id)
+    if figures is None:
+        row = (
             await session.execute(
                 sa.select(Campaign).where(Campaign.id == campaign_id).with_for_update().execution_options(populate_existing=True)
             )
         ).scalar_one()
-        work.campaigns[campaign_id] = campaign
-    return campaign
+        figures = work.campaigns[campaign_id] = _Figures.of(row)
+    return figures
 
 
 async def _participations(session: AsyncSession, work: _Work, member_id: int):
@@ -361,36 +494,14 @@ async def _participations(session: AsyncSession, work: _Work, member_id: int):
     return work.participations.get(member_id, [])
 
 
-async def _day(session: AsyncSession, work: _Work, campaign_id: int, date: dt.date) -> CampaignDay:
-    """The campaign's open row for `date`, created on first use (callers hold the lock)."""
-    key = (campaign_id, date)
-    row = work.days.get(key)
-    if row is None or _stale(row) or row.sealed_by != OPEN:
-        row = (
-            await session.execute(
-                sa.select(CampaignDay)
-                .where(CampaignDay.campaign_id == campaign_id, CampaignDay.date == date, CampaignDay.sealed_by == OPEN)
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one_or_none()
-        if row is None:
-            row = CampaignDay(campaign_id=campaign_id, date=date, sealed_by=OPEN, participants=0, distance_m=0,
-                              distance_won=0, achievers=0, achievement_won=0, matched_won=0)
-            session.add(row)
-        work.days[key] = row
-    return row
-
-
-async def _add_to_day(session: AsyncSession, work: _Work, campaign_id: int, date: dt.date, **deltas: int) -> None:
-    deltas = {k: v for k, v in deltas.items() if v}
-    if not deltas:
-        return
-    row = await _day(session, work, campaign_id, date)
+def _add_to_day(work: _Work, campaign_id: int, date: dt.date, **deltas: int) -> None:
+    pending = work.days.setdefault((campaign_id, date), {})
     for name, value in deltas.items():
-        setattr(row, name, getattr(row, name) + value)
+        if value:
+            pending[name] = pending.get(name, 0) + value
 
 
-async def _note_budget(session: AsyncSession, campaign: Campaign, before: int, now: dt.datetime) -> None:
+async def _note_budget(session: AsyncSession, campaign: _Figures, before: int, now: dt.datetime) -> None:
     """Emit campaign.budget_exhausted when the commitment has just reached the budget."""
     if campaign.committed_won >= campaign.budget_won and before < campaign.budget_won:
         campaign.budget_exhausted_at = now
@@ -408,7 +519,7 @@ async def _note_budget(session: AsyncSession, campaign: Campaign, before: int, n
             },
             now=now,
         )
-    elif campaign.committed_won < campaign.budget_won and campaign.budget_exhausted_at is not None:
+    elif campaign.committed_won < campaign.budget_won:
         campaign.budget_exhausted_at = None
 
 
@@ -422,7 +533,7 @@ def _walked(figures) -> bool:
 async def _apply_walk(
     session: AsyncSession,
     work: _Work,
-    campaign: Campaign,
+    campaign: _Figures,
     participant: CampaignParticipant,
     member: Member,
     date: dt.date,
@@ -452,7 +563,7 @@ async def _apply_walk(
         d_won = 0
     if d_steps:
         participant.steps += d_steps
-    await _add_to_day(session, work, campaign.id, date, participants=d_participants, distance_m=d_m, distance_won=d_won)
+    _add_to_day(work, campaign.id, date, participants=d_participants, distance_m=d_m, distance_won=d_won)
 
     if campaign.goal_steps:
         reached = participant.steps >= campaign.goal_steps
@@ -462,11 +573,11 @@ async def _apply_walk(
             campaign.achievers += 1
             campaign.achievement_won += won
             campaign.committed_won += won
-            await _add_to_day(session, work, campaign.id, date, achievers=1, achievement_won=won)
+            _add_to_day(work, campaign.id, date, achievers=1, achievement_won=won)
             await _goal_reached(session, campaign, member, date, won, now)
         elif not reached and participant.achieved_on is not None:
             won = participant.achievement_won
-            await _add_to_day(session, work, campaign.id, participant.achieved_on, achievers=-1, achievement_won=-won)
+            _add_to_day(work, campaign.id, participant.achieved_on, achievers=-1, achievement_won=-won)
             campaign.achievers -= 1
             campaign.achievement_won -= won
             campaign.committed_won -= won
@@ -475,7 +586,7 @@ async def _apply_walk(
     return campaign.committed_won - before
 
 
-async def _goal_reached(session, campaign: Campaign, member: Member, date: dt.date, won: int, now: dt.datetime) -> None:
+async def _goal_reached(session, campaign: _Figures, member: Member, date: dt.date, won: int, now: dt.datetime) -> None:
     data = {
         "campaign": campaign.code,
         "date": date.isoformat(),
@@ -536,7 +647,7 @@ async def join_campaign(
         )
     )
     if exists is not None:
-        return campaign
+        return await get_campaign(session, campaign.code)
     participant = CampaignParticipant(
         campaign_id=campaign.id, member_id=member.id, steps=0, distance_m=0, achievement_won=0, joined_at=now
     )
@@ -559,10 +670,10 @@ async def join_campaign(
         )
     ).scalars().all()
     for record in records:
-        figures = activity.ActivityFigures(record.steps, record.distance_meters, record.points_credited)
-        await _apply_walk(session, work, campaign, participant, member, record.date, None, figures, now)
+        walked = activity.ActivityFigures(record.steps, record.distance_meters, record.points_credited)
+        await _apply_walk(session, work, campaign, participant, member, record.date, None, walked, now)
     await session.flush()
-    return campaign
+    return await get_campaign(session, campaign.code)
 
 
 # ---------------------------------------------------------------- matching donations
@@ -591,24 +702,13 @@ async def match_donation(
     before = campaign.committed_won
     campaign.matched_won += won
     campaign.committed_won += won
-    await _add_to_day(session, work, campaign.id, seoul_today(now), matched_won=won)
+    _add_to_day(work, campaign.id, seoul_today(now), matched_won=won)
     posting = commitment_posting(campaign, won, await commitment_accounts(session, campaign),
                                  f"campaign {campaign.code}: match of a donation", reference)
     await ledger.post_many(session=session, postings=[posting], now=now)
     await _note_budget(session, campaign, before, now)
     await session.flush()
     return won
-
-
-def figures(campaign: Campaign) -> dict[str, Any]:
-    """A campaign's running figures (for events and logs)."""
-    return {
-        "campaign": campaign.code,
-        "participants": campaign.participants,
-        "distanceKm": str(km(campaign.distance_m)),
-        "committedWon": str(campaign.committed_won),
-        "budgetWon": str(campaign.budget_won),
-    }
 
 
 __all__ = [
@@ -618,6 +718,7 @@ __all__ = [
     "commitment_accounts",
     "commitment_posting",
     "create_campaign",
+    "flush_commitments",
     "get_campaign",
     "join_campaign",
     "km",

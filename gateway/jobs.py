@@ -323,10 +323,11 @@ class Scheduler:
 
 def on_shutdown(state: Any, hook: Callable[[], Awaitable[None]]) -> None:
     """Ask the app to await `hook()` when it stops (e.g. to finish background connector runs)."""
-    _extra(state).setdefault("shutdown_hooks", []).append(hook)
+    state_extra(state).setdefault("shutdown_hooks", []).append(hook)
 
 
-def _extra(state: Any) -> dict:
+def state_extra(state: Any) -> dict:
+    """The app state's dict of per-process services (`AppState.extra`; made if missing)."""
     extra = getattr(state, "extra", None)
     if extra is None:
         extra = {}
@@ -341,13 +342,13 @@ async def start_background(state: Any) -> Scheduler | None:
     load_job_modules()
     scheduler = Scheduler(db=state.db, settings=state.settings, state=state)
     await scheduler.start()
-    _extra(state)["scheduler"] = scheduler
+    state_extra(state)["scheduler"] = scheduler
     return scheduler
 
 
 async def stop_background(state: Any) -> None:
     """Stop the scheduler and run the shutdown hooks, newest first."""
-    extra = _extra(state)
+    extra = state_extra(state)
     scheduler = extra.pop("scheduler", None)
     if scheduler is not None:
         await scheduler.stop()
@@ -443,5 +444,6 @@ __all__ = [
     "release",
     "run_job",
     "start_background",
+    "state_extra",
     "stop_background",
 ]

@@ -527,6 +527,14 @@ def start_matching(*, db: Database, run_id: int) -> asyncio.Task:
     return task
 
 
+async def finish_pending(timeout: float = 30.0) -> None:
+    """Give this process's background matchings up to `timeout` seconds to finish (at
+    shutdown); any still running is left RUNNING for `recover_runs`."""
+    tasks = list(_tasks.values())
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+
+
 async def wait_for(run_id: int) -> None:
     """Wait until this process's background matching of the run (if any) has finished."""
     task = _tasks.get(run_id)
@@ -643,6 +651,7 @@ __all__ = [
     "check_record",
     "create_run",
     "discrepancies_query",
+    "finish_pending",
     "get_discrepancy",
     "get_run",
     "iter_lines",

@@ -43,7 +43,14 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import documents, ledger
-from gateway.campaigns import commitment_accounts, commitment_posting, km, lock_commitments, seoul_today
+from gateway.campaigns import (
+    commitment_accounts,
+    commitment_posting,
+    flush_commitments,
+    km,
+    lock_commitments,
+    seoul_today,
+)
 from gateway.db import utcnow
 from gateway.errors import InvalidInput
 from gateway.models import ActivityRecord, Partner
@@ -229,6 +236,7 @@ async def donation_statement(
     `keep_provisional` (longer than their URLs live) are deleted on the way."""
     now = now or utcnow()
     _check_period(period_start, period_end)
+    await flush_commitments(session)  # this transaction's own commitments, if any
     closed = period_end < seoul_today(now)
     if closed:
         found = await find_final(session, sponsor_id=sponsor_id, period_start=period_start, period_end=period_end)
@@ -269,6 +277,7 @@ async def donation_statement(
             .where(CampaignDay.id.in_(sa.select(CampaignDay.id).where(_rows_of(sponsor_id, period_start, period_end))))
             .values(sealed_by=row.id)
         )
+        session.info.pop("campaign_work", None)  # day rows cached by this transaction are sealed now
         taken = CampaignDay.sealed_by == row.id
     else:
         await session.execute(

@@ -71,6 +71,7 @@ def next_wait(failed_attempts: int, schedule: Sequence[float] = RETRY_SCHEDULE, 
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 )
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 BLOCKED_HOSTNAMES = frozenset({"localhost", "metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"})
 
 
@@ -79,6 +80,8 @@ def address_refusal(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     if isinstance(ip, ipaddress.IPv6Address):
         mapped = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if mapped is None and ip in _NAT64:  # 64:ff9b::a.b.c.d reaches a.b.c.d
+            mapped = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if mapped is not None:
             reason = address_refusal(mapped)
             if reason:
@@ -321,11 +324,13 @@ async def redeliver(
     endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None or not endpoint.enabled or endpoint.deleted_at is not None:
         raise InvalidState("The delivery's endpoint is disabled or deleted; register an endpoint again")
+    in_flight = delivery.status == DeliveryStatus.PENDING and delivery.lease_until is not None and delivery.lease_until > now
     delivery.status = DeliveryStatus.PENDING
     delivery.round_attempts = 0
     delivery.next_attempt_at = now
-    delivery.lease_owner = None
-    delivery.lease_until = None
+    if not in_flight:  # a worker sending it right now keeps it (and reports its attempt)
+        delivery.lease_owner = None
+        delivery.lease_until = None
     await session.flush()
     return delivery
 

@@ -76,4 +76,5 @@ async def mutate(
         ctx.audit.append((info.field_name, exc.code))
         return payload(None, [UserError.of(exc)])
     ctx.audit.append((info.field_name, "OK"))
+    await ctx.after_write()
     return payload(value, [])

@@ -28,6 +28,7 @@ from auth.resource import InvalidToken
 from gateway import audit, documents
 from gateway import reconciliation as service
 from gateway.errors import InvalidInput, LimitExceeded, NotFound
+from gateway.jobs import on_shutdown
 from gateway.models import Agreement, ReconciliationRun, Settlement
 from gateway.settlement import global_id
 
@@ -44,6 +45,8 @@ def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
 
 def settlement_routes(state: Any) -> list[Route]:
     settings, db = state.settings, state.db
+    # Background matchings started by this process get a chance to finish when it stops.
+    on_shutdown(state, service.finish_pending)
 
     async def settlement_document(request: Request) -> Response:
         signed, expires, sig = documents.strip_signature(request.url.path, dict(request.query_params))

@@ -65,6 +65,7 @@ class World:
         return await campaigns.get_campaign(self.s, campaign.code)
 
     async def days(self, campaign: Campaign) -> dict[dt.date, tuple[int, int, int]]:
+        await campaigns.flush_commitments(self.s)  # the test runs in one transaction
         rows = (await self.s.execute(sa.select(CampaignDay).where(CampaignDay.campaign_id == campaign.id))).scalars()
         out: dict[dt.date, tuple[int, int, int]] = {}
         for r in rows:
