@@ -7,7 +7,8 @@ A scratch database on $GATEWAY_TEST_PG_DSN (default postgresql://postgres@127.0.
 is created (tables from the models) and dropped afterwards. One gateway process
 (`mileage-gateway serve --no-migrate`, rate limits lifted, scheduler off) serves it.
 
-At each level of concurrency C, in the same run, one after the other for `--duration` seconds each:
+At each level of concurrency C, in the same run, one after the other for `--duration` seconds each
+(so about 3 x 3 x 10 s plus set-up with the defaults):
 
 * **gateway**: C clients, each a merchant's POS with its own OAuth token and its own paying
   member, loop `authorizeRedemption(capture: true)` over HTTP (httpx, keep-alive): token
@@ -19,7 +20,10 @@ At each level of concurrency C, in the same run, one after the other for `--dura
   UPDATE, the idempotency record, the redemption, the two events and their recipients, the
   wallet's conditional `UPDATE ... WHERE available >= x`, the merchant's account, the ledger
   transaction, both entries, the lot, the idempotency response; one round trip per statement,
-  prepared statements, no HTTP, no auth, no audit.
+  prepared statements, no HTTP, no auth, no audit;
+* **service in-process** (between the two, to show where the time goes): C tasks in this
+  process calling `gateway.redemption.authorize` directly, the gateway's own SQLAlchemy code
+  without HTTP, token check, GraphQL and audit log.
 
 Throughput is payments per second over the phase; latency is per payment, client side.
 Every payment uses a fresh code; a payment that is refused counts as an error (there should
@@ -35,7 +39,6 @@ import json
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

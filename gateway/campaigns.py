@@ -37,9 +37,11 @@ What a caller may rely on
 
 Cost: the listener calls of one batch share a working set per transaction (`_Work`): the
 participations of every member of the batch in one query on first use, each campaign's row
-locked once, each open day row read once; changes are made to those rows in memory and
-flushed with the batch's savepoints. A record of a member in no running campaign costs no
-query at all.
+read and locked once; campaign figures, participants' figures and per-day deltas change in
+memory and are written when the transaction commits, a few statements for the whole batch
+(`flush_commitments` writes them earlier for a reader in the same transaction). A record of a
+member in no running campaign costs no query at all. A savepoint rolled back (a record
+another listener rejects) takes its changes back with it.
 
 Concurrency: every change to commitments takes one lock first (`lock_commitments`: a
 PostgreSQL transaction-level advisory lock; SQLite serializes writers anyway). A campaign's
@@ -51,8 +53,8 @@ participant.
 """
 from __future__ import annotations
 
-import datetime as dt
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -324,21 +326,39 @@ class _Figures:
         return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
 
 
+@dataclass(eq=False)
+class _Part:
+    """A participant's counted walking within one transaction (written when it commits)."""
+
+    id: int
+    campaign_id: int
+    member_id: int
+    steps: int
+    distance_m: int
+    achieved_on: dt.date | None
+    achievement_won: int
+    dirty: bool = False
+
+
 @dataclass
 class _Work:
     """What commitment code holds in one database transaction; the listener calls of a batch
     share it, so a batch costs a few queries, not a few per record.
 
-    Campaign figures and per-day deltas live here and are written when the transaction
-    commits (`_write`, also `flush_commitments` for a reader in the same transaction);
-    participant rows are ORM objects flushed with the batch's savepoints. A savepoint rolled
-    back (a record rejected) takes its changes back: the state is snapshotted when each
-    savepoint begins and restored if it rolls back."""
+    Campaign figures, participants' figures and per-day deltas live here and are written
+    when the transaction commits (`_write`, or `flush_commitments` for a reader in the same
+    transaction): a handful of statements for the whole batch. A savepoint rolled back (a
+    record rejected) takes its changes back: campaign figures and day deltas are
+    snapshotted when each savepoint begins, participants' changes journaled, and both
+    restored if it rolls back."""
 
     transaction: Any
     known: set[int] = field(default_factory=set)
-    #: member id -> (participant row, campaign id, starts_on, ends_on)
-    participations: dict[int, list[tuple[CampaignParticipant, int, dt.date, dt.date]]] = field(default_factory=dict)
+    #: member id -> (participant, campaign id, starts_on, ends_on)
+    participations: dict[int, list[tuple[_Part, int, dt.date, dt.date]]] = field(default_factory=dict)
+    parts: dict[int, _Part] = field(default_factory=dict)
+    #: (participant, attribute, value before): undone when a savepoint rolls back
+    journal: list[tuple[_Part, str, Any]] = field(default_factory=list)
     campaigns: dict[int, _Figures] = field(default_factory=dict)
     #: (campaign id, walk date) -> deltas to add to that date's open row
     days: dict[tuple[int, dt.date], dict[str, int]] = field(default_factory=dict)
@@ -352,7 +372,24 @@ def _snapshot(work: _Work) -> tuple:
         {cid: dataclasses.replace(f) for cid, f in work.campaigns.items()},
         {key: dict(deltas) for key, deltas in work.days.items()},
         work.locked,
+        len(work.journal),
     )
+
+
+def _restore(work: _Work, snapshot: tuple) -> None:
+    work.campaigns, work.days, work.locked, mark = snapshot
+    while len(work.journal) > mark:
+        part, name, value = work.journal.pop()
+        setattr(part, name, value)
+        part.dirty = True  # it may have been written meanwhile (flush_commitments)
+
+
+def _set(work: _Work, part: _Part, name: str, value) -> None:
+    old = getattr(part, name)
+    if old != value:
+        work.journal.append((part, name, old))
+        setattr(part, name, value)
+        part.dirty = True
 
 
 def _work(session: AsyncSession) -> _Work:
@@ -405,7 +442,7 @@ def _on_soft_rollback(sync, previous) -> None:
     if snapshot is None:  # the work began inside the savepoint rolled back: none of it stands
         sync.info.pop("campaign_work", None)
     else:
-        work.campaigns, work.days, work.locked = snapshot
+        _restore(work, snapshot)
 
 
 def _on_before_commit(sync) -> None:
@@ -417,7 +454,30 @@ def _on_before_commit(sync) -> None:
 
 
 def _write(sync, work: _Work) -> None:
-    """Write the transaction's campaign figures and per-day deltas (a few statements)."""
+    """Write the transaction's campaign figures, participants and per-day deltas (a few
+    statements, whatever the number of records)."""
+    parts = [p for p in work.parts.values() if p.dirty]
+    if parts:
+        p_t = CampaignParticipant.__table__
+        sync.execute(
+            sa.update(p_t)
+            .where(p_t.c.id == sa.bindparam("p_id"))
+            .values(
+                steps=sa.bindparam("p_steps"),
+                distance_m=sa.bindparam("p_distance_m"),
+                achieved_on=sa.bindparam("p_achieved_on"),
+                achievement_won=sa.bindparam("p_achievement_won"),
+            ),
+            [
+                {"p_id": p.id, "p_steps": p.steps, "p_distance_m": p.distance_m, "p_achieved_on": p.achieved_on,
+                 "p_achievement_won": p.achievement_won}
+                for p in parts
+            ],
+        )
+        for p in parts:
+            p.dirty = False
+    if not sync.in_nested_transaction():
+        work.journal = []  # nothing left to take back but the whole transaction
     t = Campaign.__table__
     for figures in work.campaigns.values():
         sync.execute(
@@ -448,11 +508,6 @@ async def flush_commitments(session: AsyncSession) -> None:
         await session.run_sync(lambda sync: _write(sync, work))
 
 
-def _stale(obj) -> bool:
-    """Expired by a rolled-back savepoint (its row may have changed back)."""
-    return bool(sa.inspect(obj).expired_attributes)
-
-
 async def _campaign(session: AsyncSession, work: _Work, campaign_id: int) -> _Figures:
     """The campaign's figures, its row locked for this transaction (after the commitments lock)."""
     if not work.locked:
@@ -480,15 +535,21 @@ async def _participations(session: AsyncSession, work: _Work, member_id: int):
         horizon = seoul_today() - dt.timedelta(days=HORIZON_DAYS)
         ordered = sorted(ids)
         for start in range(0, len(ordered), 500):
+            cp = CampaignParticipant.__table__
             rows = await session.execute(
-                sa.select(CampaignParticipant, Campaign.starts_on, Campaign.ends_on)
-                .join(Campaign, Campaign.id == CampaignParticipant.campaign_id)
-                .where(CampaignParticipant.member_id.in_(ordered[start:start + 500]), Campaign.ends_on >= horizon)
-                .order_by(CampaignParticipant.campaign_id)
+                sa.select(cp.c.id, cp.c.campaign_id, cp.c.member_id, cp.c.steps, cp.c.distance_m, cp.c.achieved_on,
+                          cp.c.achievement_won, Campaign.starts_on, Campaign.ends_on)
+                .join(Campaign, Campaign.id == cp.c.campaign_id)
+                .where(cp.c.member_id.in_(ordered[start:start + 500]), Campaign.ends_on >= horizon)
+                .order_by(cp.c.campaign_id)
             )
-            for participant, starts_on, ends_on in rows:
-                work.participations.setdefault(participant.member_id, []).append(
-                    (participant, participant.campaign_id, starts_on, ends_on)
+            for row in rows:
+                part = work.parts.get(row.id)  # already held (joined in this transaction): keep it
+                if part is None:
+                    part = work.parts[row.id] = _Part(row.id, row.campaign_id, row.member_id, row.steps, row.distance_m,
+                                                      row.achieved_on, row.achievement_won)
+                work.participations.setdefault(part.member_id, []).append(
+                    (part, part.campaign_id, row.starts_on, row.ends_on)
                 )
         work.known |= ids
     return work.participations.get(member_id, [])
@@ -534,7 +595,7 @@ async def _apply_walk(
     session: AsyncSession,
     work: _Work,
     campaign: _Figures,
-    participant: CampaignParticipant,
+    participant: _Part,
     member: Member,
     date: dt.date,
     old,
@@ -558,18 +619,19 @@ async def _apply_walk(
         if d_won:
             campaign.distance_won = distance_won
             campaign.committed_won += d_won
-        participant.distance_m += d_m
+        _set(work, participant, "distance_m", participant.distance_m + d_m)
     else:
         d_won = 0
     if d_steps:
-        participant.steps += d_steps
+        _set(work, participant, "steps", participant.steps + d_steps)
     _add_to_day(work, campaign.id, date, participants=d_participants, distance_m=d_m, distance_won=d_won)
 
     if campaign.goal_steps:
         reached = participant.steps >= campaign.goal_steps
         if reached and participant.achieved_on is None:
             won = within_budget(campaign.won_per_achiever, 0, campaign.budget_won - campaign.committed_won)
-            participant.achieved_on, participant.achievement_won = date, won
+            _set(work, participant, "achieved_on", date)
+            _set(work, participant, "achievement_won", won)
             campaign.achievers += 1
             campaign.achievement_won += won
             campaign.committed_won += won
@@ -581,7 +643,8 @@ async def _apply_walk(
             campaign.achievers -= 1
             campaign.achievement_won -= won
             campaign.committed_won -= won
-            participant.achieved_on, participant.achievement_won = None, 0
+            _set(work, participant, "achieved_on", None)
+            _set(work, participant, "achievement_won", 0)
     await _note_budget(session, campaign, before, now)
     return campaign.committed_won - before
 
@@ -613,8 +676,6 @@ async def on_activity(*, session: AsyncSession, member: Member, date: dt.date, o
     now = utcnow()
     for participant, campaign_id in relevant:
         campaign = await _campaign(session, work, campaign_id)
-        if _stale(participant):
-            await session.refresh(participant)
         await _apply_walk(session, work, campaign, participant, member, date, old, new, now)
 
 
@@ -648,14 +709,15 @@ async def join_campaign(
     )
     if exists is not None:
         return await get_campaign(session, campaign.code)
-    participant = CampaignParticipant(
+    row = CampaignParticipant(
         campaign_id=campaign.id, member_id=member.id, steps=0, distance_m=0, achievement_won=0, joined_at=now
     )
-    session.add(participant)
+    session.add(row)
     campaign.participants += 1
     await session.flush()
-    work.known.discard(member.id)
-    work.participations.pop(member.id, None)
+    participant = work.parts[row.id] = _Part(row.id, campaign.id, member.id, 0, 0, None, 0)
+    if member.id in work.known:
+        work.participations.setdefault(member.id, []).append((participant, campaign.id, campaign.starts_on, campaign.ends_on))
     # Walking already recorded within the campaign's dates counts, in date order (so a goal
     # is reached on the day the steps first add up to it).
     records = (

@@ -67,3 +67,25 @@ async def expire_points(*, session: AsyncSession, now: dt.datetime, limit: int =
 
 
 __all__ = ["expire_points"]
+
+
+async def expire_points_job(ctx) -> int:
+    """The scheduled job: expire lots past their date, a thousand wallets per transaction."""
+    from gateway.db import utcnow
+
+    total = 0
+    while True:
+        async with ctx.db.transaction() as session:
+            expired = await expire_points(session=session, now=utcnow())
+        total += expired
+        if expired == 0:
+            return total
+
+
+def _register() -> None:
+    from gateway.jobs import register_job
+
+    register_job("points.expire", 3600, expire_points_job)
+
+
+_register()

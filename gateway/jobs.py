@@ -90,6 +90,7 @@ JOB_MODULES: list[str] = [
     "gateway.settlement_jobs",
     "gateway.redemption",
     "auth.jobs",
+    "gateway.expiry",
 ]
 
 

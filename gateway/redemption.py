@@ -36,8 +36,10 @@ What a caller may rely on
 
 Concurrency: every action on a redemption first locks its row (`SELECT ... FOR UPDATE` on
 PostgreSQL; SQLite serializes writers), so of a concurrent capture and void exactly one wins
-and the other sees the new state (`InvalidState`). Holds themselves are conditional updates in
-the ledger, so concurrent authorizations never take a wallet below zero.
+and the other sees the new state (`InvalidState`). Holds and postings are conditional updates
+in the ledger, so concurrent authorizations never take a wallet below zero. Each action writes
+its own rows (redemption, events, settlement flow) *before* the ledger posting, so the wallet's
+row lock is held only for the posting and the commit.
 """
 from __future__ import annotations
 

@@ -50,15 +50,10 @@ def _pg_available() -> str | None:
 
 
 async def build_schema(url: str) -> None:
-    # TODO(integration): replaced by `gateway.migrations.upgrade(url)` once the
-    # Alembic history is generated; until then the models build the tables.
-    import gateway.models  # noqa: F401
-    from gateway.db import Base, make_engine
+    """The schema as production gets it: the Alembic history, not the models."""
+    from gateway.migrations import upgrade
 
-    engine = make_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await engine.dispose()
+    await upgrade(url)
 
 
 class Templates:

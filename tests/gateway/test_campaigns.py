@@ -376,3 +376,37 @@ async def test_participants_count_those_who_walked_in_the_period(signer, world):
     first_week = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
                                                      period_start=day(20), period_end=day(25), signer=signer, now=NOW)
     assert [(l.campaign, l.participants) for l in first_week.lines] == [("long", 0)]
+
+
+async def test_a_record_another_listener_rejects_commits_nothing(db):
+    from gateway import activity
+    from gateway.errors import ImplausibleActivity
+
+    async def refuse_lee(*, session, member, date, old, new):
+        if member.external_id.startswith("lee"):
+            raise ImplausibleActivity("refused by a test listener")
+
+    async with db.transaction() as s:
+        op = await f.operator(s)
+        sponsor = await f.partner(s, PartnerKind.SPONSOR)
+        beneficiary = await f.partner(s, PartnerKind.BENEFICIARY)
+        world = World(s, op, sponsor, beneficiary)
+        c = await world.campaign(goal_steps=5_000, won_per_achiever=1_000)
+        for who in ("lee-1", "kim", "lee-2"):
+            await world.join(who, c)
+    activity.listeners.append(refuse_lee)
+    try:
+        async with db.transaction() as s:
+            # The first record is refused while the batch's working set is being built, the
+            # third after it exists: neither may leave anything behind.
+            outcomes = await record_activities(session=s, operator_id=op.id, now=NOW, records=[
+                walk("lee-1", day(2), 4000, steps=6000), walk("kim", day(2), 4000, steps=6000),
+                walk("lee-2", day(2), 4000, steps=6000)])
+        assert [o.status.value for o in outcomes] == ["REJECTED", "CREDITED", "REJECTED"]
+    finally:
+        activity.listeners.remove(refuse_lee)
+    async with db.transaction() as s:
+        c = await campaigns.get_campaign(s, "spring")
+        assert (c.distance_m, c.distance_won, c.achievers, c.committed_won) == (4000, 400, 1, 1400)
+        rows = (await s.execute(sa.select(CampaignDay).where(CampaignDay.campaign_id == c.id))).scalars().all()
+        assert [(r.date, r.participants, r.distance_m, r.distance_won, r.achievers) for r in rows] == [(day(2), 1, 4000, 400, 1)]

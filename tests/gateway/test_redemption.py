@@ -12,7 +12,6 @@ from gateway.codes import issue_member_code
 from gateway.errors import (
     AmountExceedsAuthorized,
     AmountExceedsCaptured,
-    DomainError,
     IdempotencyKeyReused,
     InsufficientPoints,
     InvalidInput,
@@ -28,7 +27,6 @@ from gateway.models import (
     AgreementStatus,
     MemberCodePurpose,
     MemberStatus,
-    OutboxEvent,
     PartnerKind,
     RedemptionStatus,
     SettlementFlow,

@@ -45,3 +45,13 @@ async def test_listing_redemptions_costs_the_same_for_3_or_12_rows(db, settings)
         assert len(result.data["redemptions"]["edges"]) == n
         counts.append(counter.count)
     assert counts[0] == counts[1], counts
+
+
+async def test_admin_sees_every_redemption_and_a_sponsor_none(db, settings):
+    op = await _redemptions(db, 4)
+    admin = principal(0, "program-office", "ADMIN")
+    result = await execute(db, settings, admin, "query { redemptions { edges { node { id } } } }")
+    assert result.errors is None and len(result.data["redemptions"]["edges"]) == 4
+    sponsor = principal(op.id + 1000, "a-sponsor", "SPONSOR", "redemptions:read")
+    result = await execute(db, settings, sponsor, "query { redemptions { edges { node { id } } } }")
+    assert result.errors[0].extensions["code"] == "FORBIDDEN"

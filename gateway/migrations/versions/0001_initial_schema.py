@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:44:31.118263
+Create Date: 2026-11-25 17:03:49.969438
 """
 from alembic import op
 import sqlalchemy as sa
