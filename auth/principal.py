@@ -15,6 +15,8 @@ class Principal:
     scopes: frozenset[str]
     jti: str
     expires_at: dt.datetime
+    #: The client's `persisted_queries_only`, read with the token check (None: not known, look it up).
+    persisted_queries_only: bool | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -83,6 +83,7 @@ class TokenVerifier:
                         OAuthClient.enabled,
                         OAuthClient.scope,
                         OAuthClient.partner_id,
+                        OAuthClient.persisted_queries_only,
                         Partner.code,
                         Partner.kind,
                         RevokedToken.jti,
@@ -94,7 +95,7 @@ class TokenVerifier:
             ).first()
         if row is None:
             raise InvalidToken("The token's client does not exist")
-        enabled, registered_scope, partner_id, partner_code, partner_kind, revoked_jti = row
+        enabled, registered_scope, partner_id, persisted_only, partner_code, partner_kind, revoked_jti = row
         if revoked_jti is not None:
             raise InvalidToken("The token has been revoked")
         if not enabled:
@@ -110,5 +111,6 @@ class TokenVerifier:
             scopes=scopes,
             jti=claims["jti"],
             expires_at=expiry_of(claims),
+            persisted_queries_only=bool(persisted_only),
         )
         return VerifiedToken(principal=principal, claims=dict(claims))

@@ -14,6 +14,10 @@ the statement itself. Measured, each on its own:
 * again: the same request once issued (served from the stored bytes);
 * csv, pdf: rendering the stored statement.
 
+With `--recording`, it measures instead what commitments add to `recordActivities`: a batch
+of 1,000 records with no listener, with the listener but no participants, and with every
+member a participant of a running campaign.
+
 Time is wall-clock; "peak Python memory" is tracemalloc's peak during that step; "max RSS"
 is the process's high-water mark at the end (setup included).
 """
@@ -266,6 +270,70 @@ async def run(backend: str, participants: int, days: int, keep: bool = False) ->
             await _pg_exec(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
+async def recording(backend: str) -> None:
+    """Time 1,000-record batches of `record_activities` with and without commitments."""
+    from decimal import Decimal
+
+    from gateway import activity, campaigns, partners
+
+    url, cleanup = await _scratch(backend)
+    try:
+        import gateway.models  # noqa: F401
+
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await engine.dispose()
+        db = Database(url)
+        now = dt.datetime.now(dt.timezone.utc)
+        today = campaigns.seoul_today(now)
+        async with db.transaction() as s:
+            op = await partners.create_partner(session=s, code="rec-op", name="Op", kind=partners.PartnerKind.OPERATOR,
+                                               unit_code="REC", won_per_point=Decimal(1))
+            for code, kind in (("rec-sponsor", partners.PartnerKind.SPONSOR), ("rec-coop", partners.PartnerKind.BENEFICIARY)):
+                await partners.create_partner(session=s, code=code, name=code, kind=kind)
+            await campaigns.create_campaign(
+                session=s, code="rec", name="Recording", sponsor_code="rec-sponsor", beneficiary_code="rec-coop",
+                starts_on=today - dt.timedelta(days=30), ends_on=today, won_per_km=100, goal_steps=100_000,
+                won_per_achiever=10, match_ratio=Decimal(1), budget_won=10**12, now=now)
+        saved = list(activity.listeners)
+        activity.listeners.clear()
+        for label, prefix, join in (("no listener registered", "a", False), ("listener, members in no campaign", "b", False),
+                                    ("every member a participant", "c", True)):
+            if prefix == "b":
+                activity.listeners.extend(saved)
+            if join:
+                for i in range(1000):
+                    async with db.transaction() as s:
+                        await campaigns.join_campaign(session=s, operator_id=op.id, member_external_id=f"{prefix}-{i}",
+                                                      campaign_code="rec", now=now)
+            records = [activity.ActivityIn(f"{prefix}-{i}", today - dt.timedelta(days=3), 8000, 6000) for i in range(1000)]
+            started = time.perf_counter()
+            async with db.transaction() as s:
+                await activity.record_activities(session=s, operator_id=op.id, records=records, now=now)
+            print(f"{backend}: {label:<34} {(time.perf_counter() - started) * 1000:7.0f} ms for 1,000 records")
+        await db.dispose()
+    finally:
+        await cleanup()
+
+
+async def _scratch(backend: str):
+    if backend == "sqlite":
+        tmp = tempfile.TemporaryDirectory()
+
+        async def cleanup():
+            tmp.cleanup()
+
+        return f"sqlite+aiosqlite:///{tmp.name}/bench.db", cleanup
+    name = f"bench_statements_{uuid.uuid4().hex[:8]}"
+    await _pg_exec(f'CREATE DATABASE "{name}"')
+
+    async def cleanup():
+        await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name, cleanup
+
+
 async def _sync(fn, *args):
     return fn(*args)
 
@@ -276,8 +344,12 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=31)
     parser.add_argument("--keep", action="store_true", help="PostgreSQL: keep the scratch database (prints its URL)")
+    parser.add_argument("--recording", action="store_true", help="measure what commitments add to recordActivities")
     args = parser.parse_args()
-    asyncio.run(run(args.backend, args.participants, args.days, args.keep))
+    if args.recording:
+        asyncio.run(recording(args.backend))
+    else:
+        asyncio.run(run(args.backend, args.participants, args.days, args.keep))
 
 
 if __name__ == "__main__":

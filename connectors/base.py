@@ -37,21 +37,17 @@ from typing import AsyncIterable, Generic, Iterable, Mapping, Protocol, TypeVar,
 
 import httpx
 
+from gateway.activity import ActivityIn
+
 T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- records
 
 
-@dataclass(frozen=True)
-class ActivityRecord:
-    """A member's walking total for one day (Asia/Seoul), as `recordActivities` takes it."""
-
-    member_external_id: str
-    date: dt.date
-    steps: int
-    distance_meters: int
-    source: str | None = None
+#: A member's walking total for one day (Asia/Seoul), as `recordActivities` takes it: the
+#: domain's own record type, so a connector's records go to the same service unchanged.
+ActivityRecord = ActivityIn
 
 
 @dataclass(frozen=True)

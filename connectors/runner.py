@@ -21,6 +21,8 @@ Per-connector tuning, in the connector's config (all optional):
 """
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import datetime as dt
 import hashlib
@@ -254,20 +256,13 @@ class ConnectorRunner:
     # ------------------------------------------------------------ jobs
 
     async def _pull_activity(self, instance, run: ConnectorRun, connector, retry: RetryPolicy) -> None:
-        from gateway.activity import MAX_BATCH, ActivityIn, record_activities
+        from gateway.activity import MAX_BATCH, record_activities
 
         cursor = service.cursor_of(connector, ConnectorJob.PULL_ACTIVITY)
         for _ in range(MAX_PAGES):
             page: Page[ActivityRecord] = await self._call(retry, run.id, lambda c=cursor: instance.fetch_activity(c))
             records = [
-                ActivityIn(
-                    member_external_id=r.member_external_id,
-                    date=r.date,
-                    steps=r.steps,
-                    distance_meters=r.distance_meters,
-                    source=(r.source or f"connector:{connector.kind}")[:64],
-                )
-                for r in page.records
+                dataclasses.replace(r, source=(r.source or f"connector:{connector.kind}")[:64]) for r in page.records
             ]
             counts: dict[str, int] = {}
             async with self.db.transaction() as session:

@@ -467,3 +467,6 @@ __all__ = [
     "record_activities",
     "set_earning_rule",
 ]
+
+# Campaign commitments listen to every batch, wherever it is recorded (GraphQL, connectors, demo).
+import gateway.campaigns  # noqa: E402,F401  (registers gateway.campaigns.on_activity in `listeners`)

@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from schema import build_schema
     from schema.http import GatewayGraphQL, GraphQLEndpoint
     from schema.settlement_http import settlement_routes
-    from gateway.statement_routes import statement_routes  # also registers the campaign listener
+    from schema.statement_http import statement_routes
     from connectors.pos_rest import pos_routes
 
     settings = settings or Settings.from_env()

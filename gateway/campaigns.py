@@ -35,12 +35,13 @@ What a caller may rely on
   KRW balance is minus what its issued statements and its matches amount to, and
   `committed_won` is that plus what accrues for periods not yet stated.
 
-Cost: the listener calls of one batch share a working set per transaction (`_Work`): the
-participations of every member of the batch in one query on first use, each campaign's row
-read and locked once; campaign figures, participants' figures and per-day deltas change in
-memory and are written when the transaction commits, a few statements for the whole batch
-(`flush_commitments` writes them earlier for a reader in the same transaction). A record of a
-member in no running campaign costs no query at all. A savepoint rolled back (a record
+Cost: the listener calls of one batch share a working set per transaction (`_Work`). The
+participations of every member of the batch come in one query (`on_activity.interested`,
+which `record_activities` calls first, so that records of members in no campaign skip the
+listener and its savepoint altogether); each campaign's row is read and locked once;
+campaign figures, participants' figures and per-day deltas change in memory and are written
+when the transaction commits, a few statements for the whole batch (`flush_commitments`
+writes them earlier for a reader in the same transaction). A savepoint rolled back (a record
 another listener rejects) takes its changes back with it.
 
 Concurrency: every change to commitments takes one lock first (`lock_commitments`: a
@@ -524,34 +525,38 @@ async def _campaign(session: AsyncSession, work: _Work, campaign_id: int) -> _Fi
     return figures
 
 
+async def _prefetch(session: AsyncSession, work: _Work, member_ids) -> None:
+    """Load the participations of these members (those not loaded yet), in one query a 500."""
+    ordered = sorted(set(member_ids) - work.known)
+    if not ordered:
+        return
+    horizon = seoul_today() - dt.timedelta(days=HORIZON_DAYS)
+    cp = CampaignParticipant.__table__
+    for start in range(0, len(ordered), 500):
+        rows = await session.execute(
+            sa.select(cp.c.id, cp.c.campaign_id, cp.c.member_id, cp.c.steps, cp.c.distance_m, cp.c.achieved_on,
+                      cp.c.achievement_won, Campaign.starts_on, Campaign.ends_on)
+            .join(Campaign, Campaign.id == cp.c.campaign_id)
+            .where(cp.c.member_id.in_(ordered[start:start + 500]), Campaign.ends_on >= horizon)
+            .order_by(cp.c.campaign_id)
+        )
+        for row in rows:
+            part = work.parts.get(row.id)  # already held (joined in this transaction): keep it
+            if part is None:
+                part = work.parts[row.id] = _Part(row.id, row.campaign_id, row.member_id, row.steps, row.distance_m,
+                                                  row.achieved_on, row.achievement_won)
+            work.participations.setdefault(part.member_id, []).append((part, part.campaign_id, row.starts_on, row.ends_on))
+    work.known.update(ordered)
+
+
 async def _participations(session: AsyncSession, work: _Work, member_id: int):
-    """The member's participations, loaded with those of every member of the batch at hand
-    (the members the session holds) on first use."""
+    """The member's participations. Usually loaded already (`interested`, called by
+    record_activities with the whole batch); otherwise loaded with those of every member the
+    session holds, the batch at hand."""
     if member_id not in work.known:
-        ids = {member_id} | {
-            obj.id for obj in list(session.sync_session.identity_map.values())
-            if isinstance(obj, Member) and obj.id is not None and obj.id not in work.known
-        }
-        horizon = seoul_today() - dt.timedelta(days=HORIZON_DAYS)
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), 500):
-            cp = CampaignParticipant.__table__
-            rows = await session.execute(
-                sa.select(cp.c.id, cp.c.campaign_id, cp.c.member_id, cp.c.steps, cp.c.distance_m, cp.c.achieved_on,
-                          cp.c.achievement_won, Campaign.starts_on, Campaign.ends_on)
-                .join(Campaign, Campaign.id == cp.c.campaign_id)
-                .where(cp.c.member_id.in_(ordered[start:start + 500]), Campaign.ends_on >= horizon)
-                .order_by(cp.c.campaign_id)
-            )
-            for row in rows:
-                part = work.parts.get(row.id)  # already held (joined in this transaction): keep it
-                if part is None:
-                    part = work.parts[row.id] = _Part(row.id, row.campaign_id, row.member_id, row.steps, row.distance_m,
-                                                      row.achieved_on, row.achievement_won)
-                work.participations.setdefault(part.member_id, []).append(
-                    (part, part.campaign_id, row.starts_on, row.ends_on)
-                )
-        work.known |= ids
+        held = [obj.id for obj in list(session.sync_session.identity_map.values())
+                if isinstance(obj, Member) and obj.id is not None]
+        await _prefetch(session, work, [member_id, *held])
     return work.participations.get(member_id, [])
 
 
@@ -678,6 +683,16 @@ async def on_activity(*, session: AsyncSession, member: Member, date: dt.date, o
         campaign = await _campaign(session, work, campaign_id)
         await _apply_walk(session, work, campaign, participant, member, date, old, new, now)
 
+
+async def _interested(session: AsyncSession, member_ids: list[int]) -> set[int]:
+    """`record_activities` asks first which members of a batch the listener cares about: those
+    taking part in a campaign (their participations are loaded for the calls that follow)."""
+    work = _work(session)
+    await _prefetch(session, work, member_ids)
+    return {m for m in member_ids if work.participations.get(m)}
+
+
+on_activity.interested = _interested  # type: ignore[attr-defined]
 
 if on_activity not in activity.listeners:
     activity.listeners.append(on_activity)

@@ -25,9 +25,11 @@ from typing import Any, Awaitable, Callable
 
 import rfc8785
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db import utcnow
 from gateway.errors import IdempotencyKeyReused, InvalidInput
 from gateway.models.idempotency import IdempotencyRecord
 
@@ -86,26 +88,37 @@ async def run_idempotent(
     if not isinstance(key, str) or not key.strip() or len(key) > KEY_MAX:
         raise InvalidInput(f"an idempotency key must be 1 to {KEY_MAX} characters", field=["input", "idempotencyKey"])
     digest = request_hash(operation, request)
-    existing = await _find(session, partner_id, key)
-    if existing is not None:
-        return _replay(existing, operation, digest)
-    try:
-        async with session.begin_nested():
-            record = IdempotencyRecord(
-                partner_id=partner_id, key=key, operation=operation, request_hash=digest, response=None
-            )
-            session.add(record)
-            await session.flush()
-    except IntegrityError:
+    # One statement claims the key: INSERT ... ON CONFLICT DO NOTHING RETURNING id. On
+    # PostgreSQL a conflicting insert still waits on the unique index until the other
+    # transaction ends; if that one committed, no row comes back and its record is replayed
+    # (the next statement sees it: READ COMMITTED); if it rolled back, ours goes in.
+    table = IdempotencyRecord.__table__
+    claim = (
+        _insert_for(session)(table)
+        .values(
+            partner_id=partner_id, key=key, operation=operation, request_hash=digest, response=None,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.partner_id, table.c.key])
+        .returning(table.c.id)
+    )
+    await session.flush()  # as the ORM statements did: pending changes go first (none: no SQL)
+    record_id = (await session.execute(claim)).scalar_one_or_none()
+    if record_id is None:
         existing = await _find(session, partner_id, key)
         if existing is None:  # pragma: no cover - the winner rolled back between our two statements
             raise IdempotencyKeyReused("a request with this idempotency key is in progress; retry")
         return _replay(existing, operation, digest)
     response = await work()
     json.dumps(response)  # fail here, not at commit, if the result cannot be stored
-    record.response = response
     await session.flush()
+    await session.execute(sa.update(table).where(table.c.id == record_id).values(response=response))
     return response
+
+
+def _insert_for(session: AsyncSession):
+    """The dialect's INSERT (with ON CONFLICT) for the session's database."""
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
 async def is_replay(*, session: AsyncSession, partner_id: int, key: str) -> bool:

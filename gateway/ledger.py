@@ -210,6 +210,34 @@ async def get_or_create_account(
         return (await session.execute(stmt)).scalar_one()
 
 
+async def get_or_create_accounts(session: AsyncSession, *specs: dict) -> list[Account]:
+    """`get_or_create_account` for several accounts (each spec: its keyword arguments), in
+    order; the existing ones are read in one statement, missing ones created one by one."""
+    conditions = [
+        sa.and_(
+            Account.owner_kind == spec["owner_kind"],
+            Account.owner_id == spec["owner_id"],
+            Account.unit == spec["unit"],
+            Account.purpose == spec["purpose"],
+        )
+        for spec in specs
+    ]
+    rows = (
+        await session.execute(sa.select(Account).where(sa.or_(*conditions)).execution_options(populate_existing=True))
+    ).scalars()
+    found = {(a.owner_kind, a.owner_id, a.unit, a.purpose): a for a in rows}
+    accounts = []
+    for spec in specs:
+        account = found.get((spec["owner_kind"], spec["owner_id"], spec["unit"], spec["purpose"]))
+        accounts.append(account if account is not None else await get_or_create_account(session, **spec))
+    return accounts
+
+
+def wallet_spec(member: Member, unit: str) -> dict:
+    """The `get_or_create_accounts` spec of the member's wallet in `unit` (see `wallet_account`)."""
+    return dict(owner_kind=OwnerKind.MEMBER, owner_id=member.id, unit=unit, purpose="wallet", allow_negative=False, has_lots=True)
+
+
 async def operator_unit(session: AsyncSession, operator_id: int) -> str:
     unit = await session.scalar(sa.select(Partner.unit_code).where(Partner.id == operator_id))
     if not unit:

@@ -14,6 +14,8 @@ from gateway.models import Agreement, AgreementStatus, Partner, PartnerKind, Set
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 UNIT_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+#: Units the gateway itself uses: sponsors' commitments and matches are posted in won.
+RESERVED_UNITS = frozenset({"KRW"})
 
 
 async def get_by_code(session: AsyncSession, code: str) -> Partner | None:
@@ -49,6 +51,8 @@ async def create_partner(
     if kind == PartnerKind.OPERATOR:
         if not unit_code or not UNIT_PATTERN.match(unit_code):
             raise InvalidInput("an OPERATOR needs unitCode: 2 to 16 capitals or digits", field=["input", "unitCode"])
+        if unit_code in RESERVED_UNITS:
+            raise InvalidInput(f"unitCode {unit_code} is reserved for won", field=["input", "unitCode"])
         if won_per_point is None or won_per_point <= 0 or won_per_point > 1_000_000:
             raise InvalidInput("an OPERATOR needs a positive wonPerPoint", field=["input", "wonPerPoint"])
         if won_per_point.as_tuple().exponent < -6:

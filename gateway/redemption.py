@@ -47,6 +47,7 @@ import datetime as dt
 import math
 from decimal import Decimal
 from fractions import Fraction
+from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,12 +65,12 @@ from gateway.errors import (
 )
 from gateway.idempotency import run_idempotent
 from gateway.jobs import register_job
-from gateway.models.ledger import EntryKind, Hold, HoldStatus
+from gateway.models.ledger import EntryKind, Hold, HoldStatus, OwnerKind
 from gateway.models.members import MemberCodePurpose
 from gateway.models.partners import Agreement, Partner, PartnerKind
 from gateway.models.redemption import Redemption, RedemptionStatus
 from gateway.models.settlement import FlowKind, SettlementFlow
-from gateway.outbox import emit
+from gateway.outbox import emit, emit_many
 from gateway.partners import active_agreement
 
 ORDER_ID_MAX = 128
@@ -191,7 +192,8 @@ async def _merchant(session: AsyncSession, merchant_id: int) -> Partner:
 # ---------------------------------------------------------------- events and settlement flows
 
 
-async def _emit(session: AsyncSession, type_: str, r: Redemption, now: dt.datetime, **extra) -> None:
+async def _event(session: AsyncSession, type_: str, r: Redemption, **extra) -> tuple[str, list[int], dict]:
+    """An event about `r` as (type, partner ids, data), for `emit_many`."""
     merchant = await session.get(Partner, r.merchant_id)
     member_operator = await session.get(Partner, r.member_operator_id)
     data = {
@@ -207,13 +209,12 @@ async def _emit(session: AsyncSession, type_: str, r: Redemption, now: dt.dateti
         "unit": r.unit,
     }
     data.update({k: str(v) for k, v in extra.items()})
-    await emit(
-        session=session,
-        type=type_,
-        partner_ids=[r.merchant_id, r.merchant_operator_id, r.member_operator_id],
-        data=data,
-        now=now,
-    )
+    return type_, [r.merchant_id, r.merchant_operator_id, r.member_operator_id], data
+
+
+async def _emit(session: AsyncSession, type_: str, r: Redemption, now: dt.datetime, **extra) -> None:
+    type_, partner_ids, data = await _event(session, type_, r, **extra)
+    await emit(session=session, type=type_, partner_ids=partner_ids, data=data, now=now)
 
 
 async def _flow(
@@ -291,11 +292,14 @@ async def authorize(
                 )
         rate = member_operator.won_per_point
         points = points_to_pay(amount_won, rate)
-        wallet = await ledger.wallet_account(session, member)
+        # The member's operator is loaded already: its unit saves a query (without one, the
+        # look-up refuses). Wallet and credit account are read in one statement.
+        unit = member_operator.unit_code or await ledger.operator_unit(session, member.operator_id)
         if agreement is None:
-            credit = await ledger.partner_account(session, merchant.id, wallet.unit, "merchant")
+            credit_spec = dict(owner_kind=OwnerKind.PARTNER, owner_id=merchant.id, unit=unit, purpose="merchant")
         else:
-            credit = await ledger.clearing_account(session, agreement.id, wallet.unit)
+            credit_spec = dict(owner_kind=OwnerKind.AGREEMENT, owner_id=agreement.id, unit=unit, purpose="clearing")
+        wallet, credit = await ledger.get_or_create_accounts(session, ledger.wallet_spec(member, unit), credit_spec)
         r = Redemption(
             reference=ledger.new_reference(),
             merchant_id=merchant.id,
@@ -326,9 +330,11 @@ async def authorize(
         # Everything that does not need the wallet is written before the ledger posting, so
         # that the wallet's row lock (taken by the posting) is held for as few statements as
         # possible. It all commits or rolls back together.
-        await _emit(session, "redemption.authorized", r, now, status="AUTHORIZED", capturedWon=0)
-        if capture:
-            await _captured(session, r, now)
+        if capture:  # both events in one write
+            authorized = await _event(session, "redemption.authorized", r, status="AUTHORIZED", capturedWon=0)
+            await _captured(session, r, now, first=[authorized])
+        else:
+            await _emit(session, "redemption.authorized", r, now, status="AUTHORIZED", capturedWon=0)
         memo = f"payment at {merchant.code}, order {order_id}"
         if capture:
             # Authorized and captured in one step: one posting, no hold.
@@ -359,13 +365,17 @@ async def authorize(
 # ---------------------------------------------------------------- capture
 
 
-async def _captured(session: AsyncSession, r: Redemption, now: dt.datetime) -> None:
-    """What a capture writes besides the ledger: the settlement flow across programs, the event."""
+async def _captured(session: AsyncSession, r: Redemption, now: dt.datetime, first: Sequence[tuple] = ()) -> None:
+    """What a capture writes besides the ledger: the settlement flow across programs, the event
+    (after the events `first`, written with it)."""
     if r.cross_program:
         gross = won_value(r.captured_points, r.won_per_point)
         fee = fee_won(gross, await _fee_bps(session, r.agreement_id))
         await _flow(session, r, FlowKind.CROSS_REDEMPTION, gross=gross, fee=fee, now=now)
-    await _emit(session, "redemption.captured", r, now)
+    if first:
+        await emit_many(session=session, events=[*first, await _event(session, "redemption.captured", r)], now=now)
+    else:
+        await _emit(session, "redemption.captured", r, now)
 
 
 async def _capture(session: AsyncSession, r: Redemption, amount_won: int | None, now: dt.datetime) -> None:

@@ -277,7 +277,6 @@ async def donation_statement(
             .where(CampaignDay.id.in_(sa.select(CampaignDay.id).where(_rows_of(sponsor_id, period_start, period_end))))
             .values(sealed_by=row.id)
         )
-        session.info.pop("campaign_work", None)  # day rows cached by this transaction are sealed now
         taken = CampaignDay.sealed_by == row.id
     else:
         await session.execute(

@@ -164,8 +164,12 @@ class GatewayGraphQL(GraphQL):
 
         Reads in a short session of its own: the request's session must not take its
         snapshot before a mutation has written (SQLite keeps one snapshot per transaction)."""
+        only = ctx.principal.persisted_queries_only  # read with the token (None: not known)
+        if only is not None and (data.extensions or {}).get("persistedQuery") is None:
+            return await self._resolve_persisted(None, ctx, data, only)  # no look-up needed: no session
         async with ctx.db.session() as session:
-            only = await apq.persisted_only(session=session, client_id=ctx.principal.client_id)
+            if only is None:
+                only = await apq.persisted_only(session=session, client_id=ctx.principal.client_id)
             return await self._resolve_persisted(session, ctx, data, only)
 
     async def _resolve_persisted(self, session, ctx: Context, data, only: bool):

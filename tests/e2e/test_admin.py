@@ -62,6 +62,7 @@ async def test_bad_registrations_are_refused_with_the_field_at_fault_and_change_
         ({"code": "seoul-walking", "name": "again", "kind": "SPONSOR"}, ["input", "code"]),
         ({"code": "op-2", "name": "No unit", "kind": "OPERATOR"}, ["input", "unitCode"]),
         ({"code": "op-3", "name": "Same unit", "kind": "OPERATOR", "unitCode": "SWM", "wonPerPoint": "1"}, ["input", "unitCode"]),
+        ({"code": "op-5", "name": "Won", "kind": "OPERATOR", "unitCode": "KRW", "wonPerPoint": "1"}, ["input", "unitCode"]),
         ({"code": "op-4", "name": "Free points", "kind": "OPERATOR", "unitCode": "FRE", "wonPerPoint": "0"}, ["input", "wonPerPoint"]),
         ({"code": "shop-1", "name": "Orphan", "kind": "MERCHANT"}, ["input", "operatorCode"]),
         ({"code": "shop-2", "name": "Lost", "kind": "MERCHANT", "operatorCode": "nowhere"}, ["input", "operatorCode"]),

@@ -81,3 +81,23 @@ async def test_campaign_list_loads_sponsors_and_beneficiaries_in_one_batch(db, s
     large, data = await _count(db, settings, sponsor, CAMPAIGNS)
     assert len(data["campaigns"]["edges"]) == 16
     assert 0 < large == small
+
+
+async def test_node_answers_another_tenants_campaign_and_donation_as_unknown(db, settings):
+    world = await _world(db)
+    await _donate(db, world, 2, 1)  # both on campaigns
+    sponsor = principal(world["sponsor"], "sponsor", "SPONSOR", "donations:read")
+    async with db.transaction() as s:
+        rival = await f.partner(s, PartnerKind.SPONSOR)
+    stranger = principal(rival.id, rival.code, "SPONSOR", "donations:read")
+    listing = await execute(db, settings, sponsor, "{ campaigns { edges { node { id code } } } donations { edges { node { id } } } }")
+    campaign_id = listing.data["campaigns"]["edges"][0]["node"]["id"]
+    donation_id = listing.data["donations"]["edges"][0]["node"]["id"]
+    query = """query($c: ID!, $d: ID!) {
+      c: node(id: $c) { ... on Campaign { code } }
+      d: node(id: $d) { ... on Donation { points campaign { code } } }
+    }"""
+    own = await execute(db, settings, sponsor, query, {"c": campaign_id, "d": donation_id})
+    assert own.errors is None and own.data["c"]["code"] == "camp-3" and own.data["d"]["points"] == "1"
+    other = await execute(db, settings, stranger, query, {"c": campaign_id, "d": donation_id})
+    assert other.errors is None and other.data == {"c": None, "d": None}
