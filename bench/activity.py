@@ -24,9 +24,7 @@ import asyncio
 import datetime as dt
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
+from support import start_gateway  # noqa: E402  (bench/support.py)
+
 from auth.clients import create_client  # noqa: E402
 from gateway import partners  # noqa: E402
 from gateway.db import Database  # noqa: E402
@@ -47,15 +47,8 @@ from gateway.migrations import upgrade  # noqa: E402
 from gateway.models import ClientAuthMethod, PartnerKind  # noqa: E402
 
 ADMIN_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-SECRET = "bench-secret-key"
 MUTATION = """mutation($i: RecordActivitiesInput!) { recordActivities(input: $i) {
   results { status pointsCredited } errors { code message } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def setup(url: str) -> tuple[str, str]:
@@ -73,37 +66,6 @@ async def setup(url: str) -> tuple[str, str]:
             return client.client_id, secret
     finally:
         await db.dispose()
-
-
-def start_gateway(url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": url,
-        "GATEWAY_SECRET_KEY": SECRET,
-        "GATEWAY_ISSUER": base,
-        "GATEWAY_SCHEDULER": "0",
-        "GATEWAY_RATE_PER_SECOND": "1000000",
-        "GATEWAY_RATE_BURST": "1000000",
-    }
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the gateway exited:\n" + log.read_text()[-3000:])
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the gateway did not become ready")
 
 
 def batches(count: int, *, factor: float) -> list[list[dict]]:

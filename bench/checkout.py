@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,8 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
+from support import start_gateway  # noqa: E402  (bench/support.py)
+
 from auth.clients import create_client  # noqa: E402
 from gateway import ledger  # noqa: E402
 from gateway.codes import code_hash, new_code  # noqa: E402
@@ -64,7 +65,6 @@ from gateway.models import ClientAuthMethod, EntryKind, PartnerKind  # noqa: E40
 from gateway.partners import create_partner  # noqa: E402
 
 PG_ADMIN_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-SECRET = "bench-secret-key-not-for-production"
 AMOUNT_WON = 1_000
 DOCS = ROOT / "docs" / "performance.md"
 
@@ -332,45 +332,6 @@ async def bare_phase(dsn: str, operator_id: int, slots: list[Slot], duration: fl
 
 
 # ---------------------------------------------------------------- the gateway process
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gateway(url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": url,
-        "GATEWAY_SECRET_KEY": SECRET,
-        "GATEWAY_ISSUER": base,
-        "GATEWAY_SCHEDULER": "0",
-        "GATEWAY_RATE_PER_SECOND": "1000000",
-        "GATEWAY_RATE_BURST": "1000000",
-        "GATEWAY_MAX_CONCURRENT": "100000",
-    }
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the gateway exited:\n" + log.read_text()[-3000:])
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the gateway did not become ready")
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -1,7 +1,7 @@
 """Batch loaders, one SQL statement per kind of object per request (no N+1)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 import sqlalchemy as sa
 from strawberry.dataloader import DataLoader

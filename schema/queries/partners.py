@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import sqlalchemy as sa
 import strawberry
 
 from gateway import models, partners as partner_service

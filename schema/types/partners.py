@@ -1,8 +1,6 @@
 """Partners, clients, agreements and the viewer."""
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal as PyDecimal
 from typing import Optional
 
 import strawberry
