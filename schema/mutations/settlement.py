@@ -104,16 +104,6 @@ async def _agreement(session, code: str) -> AgreementRow:
     return row
 
 
-async def ready(info, payload):
-    """Make the request's read session fit to resolve the payload's fields: end any read
-    transaction begun before the mutation (on SQLite its snapshot would not show what the
-    mutation committed), then open it once, before sibling resolvers race to open it."""
-    session = info.context.session
-    await session.commit()  # a read session has nothing to write; expire_on_commit is off
-    await session.connection()
-    return payload
-
-
 def _settlement_payload(row, errors: list[UserError]) -> SettlementPayload:
     return SettlementPayload(settlement=Settlement.from_model(row) if row is not None else None, errors=errors)
 
@@ -130,34 +120,28 @@ class Mutation:
                 session=session, agreement_id=agreement.id, period_end=input.period_end, signer=signer, now=utcnow()
             )
 
-        return await ready(info, await mutate(info, work, _settlement_payload))
+        return await mutate(info, work, _settlement_payload)
 
     @strawberry.mutation(description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR))
     async def confirm_settlement(self, info: strawberry.Info, input: ConfirmSettlementInput) -> SettlementPayload:
         partner_id = _operator_party(info)
-        return await ready(
+        return await mutate(
             info,
-            await mutate(
-                info,
-                lambda session: settlement_service.confirm_settlement(
-                    session=session, settlement_id=_settlement_pk(input.settlement_id), partner_id=partner_id, digest=input.digest
-                ),
-                _settlement_payload,
+            lambda session: settlement_service.confirm_settlement(
+                session=session, settlement_id=_settlement_pk(input.settlement_id), partner_id=partner_id, digest=input.digest
             ),
+            _settlement_payload,
         )
 
     @strawberry.mutation(description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR))
     async def dispute_settlement(self, info: strawberry.Info, input: DisputeSettlementInput) -> SettlementPayload:
         partner_id = _operator_party(info)
-        return await ready(
+        return await mutate(
             info,
-            await mutate(
-                info,
-                lambda session: settlement_service.dispute_settlement(
-                    session=session, settlement_id=_settlement_pk(input.settlement_id), partner_id=partner_id, reason=input.reason
-                ),
-                _settlement_payload,
+            lambda session: settlement_service.dispute_settlement(
+                session=session, settlement_id=_settlement_pk(input.settlement_id), partner_id=partner_id, reason=input.reason
             ),
+            _settlement_payload,
         )
 
     @strawberry.mutation(description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR))
@@ -191,7 +175,7 @@ class Mutation:
         )
         if payload.run is not None:
             reconciliation_service.start_matching(db=info.context.db, run_id=payload.run.row.id)
-        return await ready(info, payload)
+        return payload
 
     @strawberry.mutation(
         description="ADMIN, or an OPERATOR party to the run's agreement.", extensions=needs("settlements:write", OPERATOR)
