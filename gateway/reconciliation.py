@@ -52,7 +52,8 @@ from gateway.models.settlement import (
     SettlementFlow,
 )
 from gateway.outbox import emit
-from gateway.settlement import global_id, seoul_midnight
+from gateway.ids import encode_id
+from gateway.settlement import seoul_midnight
 
 log = logging.getLogger(__name__)
 
@@ -575,7 +576,7 @@ async def _emit_completed(session: AsyncSession, run: ReconciliationRun) -> None
         type="reconciliation.completed",
         partner_ids=[agreement.operator_a_id, agreement.operator_b_id],
         data={
-            "id": global_id("ReconciliationRun", run.id),
+            "id": encode_id("ReconciliationRun", run.id),
             "agreement": agreement.code,
             "partner": partner.code,
             "periodStart": run.period_start.isoformat(),

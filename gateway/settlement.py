@@ -29,7 +29,6 @@ Functions run inside the caller's transaction and never commit (except the sched
 """
 from __future__ import annotations
 
-import base64
 import calendar
 import datetime as dt
 import logging
@@ -41,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import documents
+from gateway.ids import encode_id
 from gateway.db import Database, utcnow
 from gateway.errors import DigestMismatch, InvalidInput, InvalidState, NotFound
 from gateway.models.partners import Agreement, Partner, SettlementPeriod
@@ -279,14 +279,9 @@ async def _codes(session: AsyncSession, *partner_ids: int) -> dict[int, str]:
     return dict(rows.all())
 
 
-def global_id(type_name: str, pk: int) -> str:
-    """The opaque id partners see in GraphQL (same encoding as schema.ids.encode_id)."""
-    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
-
-
 def event_data(settlement: Settlement, agreement: Agreement, codes: dict[int, str], **extra: Any) -> dict[str, Any]:
     data = {
-        "id": global_id("Settlement", settlement.id),
+        "id": encode_id("Settlement", settlement.id),
         "agreement": agreement.code,
         "periodStart": settlement.period_start.isoformat(),
         "periodEnd": settlement.period_end.isoformat(),
@@ -568,7 +563,6 @@ __all__ = [
     "event_data",
     "first_period",
     "get_settlement",
-    "global_id",
     "lines_of",
     "net_of",
     "next_period",

@@ -30,7 +30,7 @@ from gateway import reconciliation as service
 from gateway.errors import InvalidInput, LimitExceeded, NotFound
 from gateway.jobs import on_shutdown
 from gateway.models import Agreement, ReconciliationRun, Settlement
-from gateway.settlement import global_id
+from gateway.ids import encode_id
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def settlement_routes(state: Any) -> list[Route]:
         return JSONResponse(
             {
                 "run": {
-                    "id": global_id("ReconciliationRun", run_id),
+                    "id": encode_id("ReconciliationRun", run_id),
                     "status": run.status.value,
                     "partnerRecords": str(run.partner_records),
                 }
