@@ -40,7 +40,8 @@ from gateway.models.exchange import Exchange
 from gateway.models.ledger import EntryKind
 from gateway.models.members import Member, MemberCodePurpose
 from gateway.models.partners import Partner, PartnerKind
-from gateway.models.settlement import FlowKind, SettlementFlow
+from gateway.models.settlement import FlowKind
+from gateway.settlement import record_flow
 from gateway.outbox import emit
 from gateway.partners import active_agreement
 from gateway.redemption import fee_won, won_value
@@ -129,19 +130,9 @@ async def exchange_points(
             created_at=now,
         )
         session.add(exchange)
-        session.add(
-            SettlementFlow(
-                agreement_id=agreement.id,
-                kind=FlowKind.EXCHANGE,
-                payer_id=operator_id,
-                payee_id=receiver.operator_id,
-                reference=txn.reference,
-                gross_won=value,
-                fee_won=fee,
-                net_won=value - fee,
-                occurred_at=now,
-                created_at=now,
-            )
+        record_flow(
+            session, agreement_id=agreement.id, kind=FlowKind.EXCHANGE, payer_id=operator_id,
+            payee_id=receiver.operator_id, reference=txn.reference, gross_won=value, fee_won=fee, now=now,
         )
         await session.flush()
         await _emit_completed(session, exchange, from_op, to_op, giver, receiver, now)

@@ -69,7 +69,8 @@ from gateway.models.ledger import EntryKind, Hold, HoldStatus, OwnerKind
 from gateway.models.members import MemberCodePurpose
 from gateway.models.partners import Agreement, Partner, PartnerKind
 from gateway.models.redemption import Redemption, RedemptionStatus
-from gateway.models.settlement import FlowKind, SettlementFlow
+from gateway.models.settlement import FlowKind
+from gateway.settlement import record_flow
 from gateway.outbox import emit, emit_many
 from gateway.partners import active_agreement
 
@@ -224,19 +225,9 @@ async def _flow(
         payer, payee = r.member_operator_id, r.merchant_operator_id
     else:
         payer, payee = r.merchant_operator_id, r.member_operator_id
-    session.add(
-        SettlementFlow(
-            agreement_id=r.agreement_id,
-            kind=kind,
-            payer_id=payer,
-            payee_id=payee,
-            reference=r.reference,
-            gross_won=gross,
-            fee_won=fee,
-            net_won=gross - fee,
-            occurred_at=now,
-            created_at=now,
-        )
+    record_flow(
+        session, agreement_id=r.agreement_id, kind=kind, payer_id=payer, payee_id=payee,
+        reference=r.reference, gross_won=gross, fee_won=fee, now=now,
     )
     await session.flush()
 

@@ -66,6 +66,36 @@ KIND_ORDER = {FlowKind.CROSS_REDEMPTION: 0, FlowKind.CROSS_REFUND: 1, FlowKind.E
 # ---------------------------------------------------------------- the period calendar
 
 
+def record_flow(
+    session: AsyncSession,
+    *,
+    agreement_id: int,
+    kind: FlowKind,
+    payer_id: int,
+    payee_id: int,
+    reference: str,
+    gross_won: int,
+    fee_won: int,
+    now: dt.datetime,
+) -> SettlementFlow:
+    """Note one cross-program movement for settlement, in the caller's transaction: the
+    payer keeps the fee and owes `gross_won - fee_won` (the contract's Fees decision)."""
+    flow = SettlementFlow(
+        agreement_id=agreement_id,
+        kind=kind,
+        payer_id=payer_id,
+        payee_id=payee_id,
+        reference=reference,
+        gross_won=gross_won,
+        fee_won=fee_won,
+        net_won=gross_won - fee_won,
+        occurred_at=now,
+        created_at=now,
+    )
+    session.add(flow)
+    return flow
+
+
 def seoul_date(instant: dt.datetime) -> dt.date:
     return instant.astimezone(SEOUL).date()
 
