@@ -8,7 +8,7 @@ import strawberry
 from gateway import campaigns as campaign_service
 from gateway.models.campaigns import Campaign as CampaignRow
 from gateway.models.campaigns import CampaignStatus
-import sqlalchemy as sa
+from schema.dataloaders import by_column
 from strawberry.dataloader import DataLoader
 
 from schema.ids import encode_id
@@ -78,27 +78,12 @@ class Campaign(Node):
         )
 
 
-def by_column_own_session(ctx, column) -> DataLoader:
-    """Rows whose `column` equals each key, read in a short session of the loader's own.
-
-    The request's shared session must not run two statements at once, and loaders of
-    different kinds dispatch concurrently (a Donation's operator and its campaign)."""
-
-    async def load(keys: list) -> list:
-        async with ctx.db.session() as session:
-            rows = (await session.execute(sa.select(column.class_).where(column.in_(set(keys))))).scalars().all()
-        found = {getattr(row, column.key): row for row in rows}
-        return [found.get(key) for key in keys]
-
-    return DataLoader(load_fn=load)
-
-
 def campaign_by_id(ctx) -> DataLoader:
-    return by_column_own_session(ctx, CampaignRow.id)
+    return by_column(ctx, CampaignRow.id)
 
 
 def campaign_by_code(ctx) -> DataLoader:
-    return by_column_own_session(ctx, CampaignRow.code)
+    return by_column(ctx, CampaignRow.code)
 
 
 async def load_campaign(info: strawberry.Info, campaign_id: int) -> Campaign | None:

@@ -10,7 +10,8 @@ from gateway.statements import Statement
 from schema.ids import encode_id
 from schema.node import Node
 from schema.scalars import BigInt, Date, DateTime, Decimal
-from schema.types.campaigns import Campaign, by_column_own_session, load_campaign, load_campaign_by_code
+from schema.dataloaders import by_column
+from schema.types.campaigns import Campaign, load_campaign, load_campaign_by_code
 from schema.types.partners import Partner, load_partner
 
 
@@ -66,7 +67,7 @@ class DonationFilter:
 def partner_by_code(ctx):
     from gateway.models import Partner as PartnerRow
 
-    return by_column_own_session(ctx, PartnerRow.code)
+    return by_column(ctx, PartnerRow.code)
 
 
 async def load_partner_by_code(info: strawberry.Info, code: str) -> Partner | None:
