@@ -1,12 +1,20 @@
 # Two commands do all setup on a fresh machine:
 #   make run    install, migrate, load the demo world, serve with GraphiQL on http://127.0.0.1:8000/graphql
 #   make test   install, then run the whole suite on SQLite and PostgreSQL
+# and, while iterating:
+#   make test-fast   the same on SQLite only (no PostgreSQL, no multi-process tests)
+# Both run one pytest process per core (pytest-xdist) and print a line per test file;
+# `make test JOBS=0` runs in one process, `make test PYTEST_ARGS='-x tests/gateway'` narrows it.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+JOBS   ?= auto
+PYTEST_ARGS ?=
+# loadgroup: tests marked as one group (tests/conftest.py, SEVERAL_PROCESSES) share a worker.
+XDIST   = -n $(JOBS) --dist loadgroup
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +31,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
-	$(BIN)/pytest
+	bash scripts/ensure-redis.sh
+	GATEWAY_TEST_BACKENDS=sqlite,postgresql $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	GATEWAY_TEST_BACKENDS=sqlite $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) mileage-gateway.db* mileage-gateway.secret

@@ -101,11 +101,22 @@ async def create_client(
 
 
 async def _owned(session: AsyncSession, client_id: str, partner_id: int | None) -> OAuthClient:
-    client = await get_client(session, client_id)
+    # Locked: two concurrent rotations each move the token epoch on (no lost update).
+    client = (
+        await session.execute(sa.select(OAuthClient).where(OAuthClient.client_id == client_id).with_for_update())
+    ).scalar_one_or_none()
     # Another partner's client answers exactly like an unknown one.
     if client is None or (partner_id is not None and client.partner_id != partner_id):
         raise NotFound(f"No client {client_id!r}", field=["input", "clientId"])
     return client
+
+
+def revoke_tokens(client: OAuthClient) -> None:
+    """Every access token issued to `client` so far is refused from the commit on.
+
+    Tokens carry the epoch of their client (claim `token_epoch`); the verifier accepts the
+    current epoch only (auth/resource.py). The caller holds the row locked and flushes."""
+    client.token_epoch = (client.token_epoch or 0) + 1
 
 
 async def rotate_secret(*, session: AsyncSession, client_id: str, partner_id: int | None) -> tuple[OAuthClient, str]:
@@ -115,13 +126,16 @@ async def rotate_secret(*, session: AsyncSession, client_id: str, partner_id: in
         raise InvalidInput("A PRIVATE_KEY_JWT client has no secret; register new keys instead", field=["input", "clientId"])
     secret = new_client_secret()
     client.secret_hash = hash_secret(secret)
+    revoke_tokens(client)
     await session.flush()
     return client, secret
 
 
 async def disable_client(*, session: AsyncSession, client_id: str, partner_id: int | None) -> OAuthClient:
-    """The client can get no new token; tokens it holds are refused at /graphql too."""
+    """The client can get no new token; tokens it holds are refused at once, for good (even
+    if the client is enabled again)."""
     client = await _owned(session, client_id, partner_id)
     client.enabled = False
+    revoke_tokens(client)
     await session.flush()
     return client

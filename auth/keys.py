@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.db import Database, utcnow
 from gateway.models import SigningKey
+from gateway.secretbox import opening_keys
 from gateway.settings import Settings
 
 #: Signs access tokens (RFC 9068).
@@ -91,16 +92,25 @@ def encrypt_private_key(secret_key: str, *, kid: str, alg: str, private_jwk: dic
 
 
 def decrypt_private_key(secret_key: str, *, kid: str, alg: str, blob: bytes) -> dict:
+    """The private JWK; during a key change a previous key may open it (gateway.secretbox)."""
+    return decrypt_private_key_with(secret_key, kid=kid, alg=alg, blob=blob)[0]
+
+
+def decrypt_private_key_with(secret_key: str, *, kid: str, alg: str, blob: bytes) -> tuple[dict, bool]:
+    """The private JWK, and whether the current key (not a previous one) opened it."""
     blob = bytes(blob)
     if blob[:1] != _ENVELOPE_VERSION:
         raise KeyStoreError(f"signing key {kid}: unknown envelope version")
-    try:
-        plaintext = AESGCM(_wrapping_key(secret_key)).decrypt(blob[1:13], blob[13:], f"{kid}|{alg}".encode())
-    except InvalidTag as exc:
-        raise KeyStoreError(
-            f"signing key {kid} does not decrypt: was it made with another GATEWAY_SECRET_KEY?"
-        ) from exc
-    return json.loads(plaintext)
+    for index, key in enumerate(opening_keys(secret_key)):
+        try:
+            plaintext = AESGCM(_wrapping_key(key)).decrypt(blob[1:13], blob[13:], f"{kid}|{alg}".encode())
+        except InvalidTag:
+            continue
+        return json.loads(plaintext), index == 0
+    raise KeyStoreError(
+        f"signing key {kid} does not decrypt: was it made with another GATEWAY_SECRET_KEY "
+        "(a key being replaced belongs in GATEWAY_OLD_SECRET_KEYS)?"
+    )
 
 
 # ---------------------------------------------------------------- keys

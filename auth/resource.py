@@ -2,8 +2,10 @@
 
 A token is accepted when `auth.tokens.verify_access_token` accepts it (signature by a
 published ES256 key, alg allow-list, typ, iss, aud, exp) and, in the database, its jti is
-not revoked and its client exists and is enabled. The principal's scopes are the token's
-scopes that the client still holds (a scope removed from a client stops working at once).
+not revoked, its client exists and is enabled, and the token was issued in the client's
+current token epoch (a secret rotation or a disable since then revokes it). The
+principal's scopes are the token's scopes that the client still holds (a scope removed
+from a client stops working at once).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from starlette.responses import JSONResponse
 
 from auth.keys import KeyStore
 from auth.principal import Principal
-from auth.tokens import expiry_of, safe_description, verify_access_token
+from auth.tokens import epoch_of, expiry_of, safe_description, verify_access_token
 from gateway.db import Database
 from gateway.models import OAuthClient, Partner, RevokedToken
 from gateway.settings import Settings
@@ -84,6 +86,7 @@ class TokenVerifier:
                         OAuthClient.scope,
                         OAuthClient.partner_id,
                         OAuthClient.persisted_queries_only,
+                        OAuthClient.token_epoch,
                         Partner.code,
                         Partner.kind,
                         RevokedToken.jti,
@@ -95,11 +98,13 @@ class TokenVerifier:
             ).first()
         if row is None:
             raise InvalidToken("The token's client does not exist")
-        enabled, registered_scope, partner_id, persisted_only, partner_code, partner_kind, revoked_jti = row
+        enabled, registered_scope, partner_id, persisted_only, token_epoch, partner_code, partner_kind, revoked_jti = row
         if revoked_jti is not None:
             raise InvalidToken("The token has been revoked")
         if not enabled:
             raise InvalidToken("The token's client is disabled")
+        if epoch_of(claims) != token_epoch:
+            raise InvalidToken("The token has been revoked: its client's secret was rotated or the client disabled since")
         if claims.get("partner") != partner_code or claims.get("partner_kind") != partner_kind.value:
             raise InvalidToken("The token's partner does not match its client")
         scopes = frozenset(claims.get("scope", "").split()) & frozenset(registered_scope.split())

@@ -17,6 +17,11 @@ SCOPES: dict[str, frozenset[str]] = {
     "settlements:write": frozenset({"OPERATOR"}),
     "connectors:write": frozenset({"OPERATOR", "SPONSOR"}),
     "webhooks:manage": frozenset({"OPERATOR", "MERCHANT", "SPONSOR", "BENEFICIARY", "ADMIN"}),
+    # Rotating a secret or disabling a client hands over (or takes away) a sibling's
+    # grant, so it is a scope of its own that only ADMIN hands out (at createClient).
+    "clients:manage": frozenset({"OPERATOR", "MERCHANT", "SPONSOR", "BENEFICIARY", "ADMIN"}),
+    # The gateway's own (not the contract's): GET /metrics, for the program office's monitoring.
+    "metrics:read": frozenset({"ADMIN"}),
 }
 
 

@@ -61,6 +61,7 @@ from auth.ratelimit import EndpointLimiter
 from auth.resource import InvalidToken, TokenVerifier
 from auth.scopes import SCOPES
 from gateway.db import Database
+from gateway.limits_storage import SharedCounters
 from gateway.models import OAuthClient, Partner
 from gateway.settings import Settings
 
@@ -95,6 +96,8 @@ class Client(ClientMixin):
     secret_hash: str | None
     jwks: str | None
     enabled: bool
+    #: Written into the token (claim `token_epoch`): a later rotation or disable revokes it.
+    token_epoch: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -151,6 +154,7 @@ async def load_client(db: Database, client_id: str) -> Client | None:
         secret_hash=client.secret_hash,
         jwks=client.jwks,
         enabled=client.enabled,
+        token_epoch=client.token_epoch,
     )
 
 
@@ -504,7 +508,7 @@ class OAuthEndpoints:
         self.server = GatewayAuthorizationServer(
             db=state.db, settings=state.settings, keystore=state.keystore, verifier=state.verifier
         )
-        self.limiter = EndpointLimiter(state.settings)
+        self.limiter = EndpointLimiter(state.settings, SharedCounters.for_state(state))
         # Argon2 checks cost ~64 MiB and tens of ms each: bound how many run at once.
         self.threads = anyio.CapacityLimiter(8)
 
@@ -529,7 +533,9 @@ class OAuthEndpoints:
         except OAuth2Error as error:
             return self.server.handle_response(*error())
         client_hint = claimed_client_id(request, form)
-        retry_after = self.limiter.admit(address=request.client.host if request.client else None, client_id=client_hint)
+        # The peer uvicorn reports: the proxy's X-Forwarded-For only from a trusted proxy.
+        address = request.client.host if request.client else None
+        retry_after = await self.limiter.admit(address=address, client_id=client_hint)
         if retry_after is not None:
             return JSONResponse(
                 {"error": "slow_down", "error_description": "Too many requests; retry after the given seconds"},
@@ -540,13 +546,15 @@ class OAuthEndpoints:
             oauth_request = oauth2_request(request, form, self.settings)
         except OAuth2Error as error:
             if error.error == "invalid_client":
-                self.limiter.failed_authentication(client_hint)
+                await self.limiter.failed_authentication(address=address, client_id=client_hint)
             return self.server.handle_response(*error())
         if refresh_keys:
             await self.keystore.sync_current()  # sign with the key current now, even if rotated elsewhere
         response = await anyio.to_thread.run_sync(authlib_call, oauth_request, limiter=self.threads)
         if oauth_request.oauth_error == "invalid_client":
-            self.limiter.failed_authentication(client_hint)
+            await self.limiter.failed_authentication(address=address, client_id=client_hint)
+        elif response.status_code < 400:  # only what the client itself did counts as its own
+            await self.limiter.authenticated(client_id=client_hint)
         return response
 
 

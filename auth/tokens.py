@@ -2,8 +2,9 @@
 validator, plus the database bookkeeping around them (revoked tokens, used assertions).
 
 A token carries ``iss``, ``sub`` and ``client_id`` (the client), ``aud`` (the gateway's
-resource URI), ``scope``, ``jti``, ``iat``, ``exp``, ``partner`` and ``partner_kind``; its
-header ``typ: at+jwt`` and the ``kid`` of the ES256 key that signed it.
+resource URI), ``scope``, ``jti``, ``iat``, ``exp``, ``partner``, ``partner_kind`` and
+``token_epoch`` (see `EPOCH_CLAIM`); its header ``typ: at+jwt`` and the ``kid`` of the
+ES256 key that signed it.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ from gateway.settings import Settings
 ACCESS_TOKEN_ALGS = frozenset({ACCESS_TOKEN_ALG})
 #: RFC 9068 §2.1 `typ` values.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: The client's token epoch when the token was issued (OAuthClient.token_epoch); absent in
+#: tokens issued before it existed, which counts as epoch 0.
+EPOCH_CLAIM = "token_epoch"
 
 _UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 
@@ -70,7 +74,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         return secrets.token_urlsafe(18)
 
     def get_extra_claims(self, client, grant_type, user, scope) -> dict:
-        return {"partner": client.partner_code, "partner_kind": client.partner_kind}
+        return {"partner": client.partner_code, "partner_kind": client.partner_kind, EPOCH_CLAIM: client.token_epoch}
 
 
 # ---------------------------------------------------------------- verifying
@@ -135,7 +139,15 @@ async def verify_access_token(token: str, *, keystore: KeyStore, settings: Setti
         raise invalid("The token's sub and client_id differ")
     if not isinstance(claims.get("scope", ""), str):
         raise invalid("The token's scope claim is not a string")
+    epoch = claims.get(EPOCH_CLAIM, 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise invalid(f"The token's {EPOCH_CLAIM} claim is not accepted here")
     return claims
+
+
+def epoch_of(claims: dict) -> int:
+    """The client epoch a token was issued in (checked by `verify_access_token`)."""
+    return claims.get(EPOCH_CLAIM, 0)
 
 
 def expiry_of(claims: dict) -> dt.datetime:

@@ -28,6 +28,7 @@ import asyncio
 import datetime as dt
 import os
 import resource
+import secrets
 import sys
 import tempfile
 import time
@@ -214,7 +215,7 @@ async def run(backend: str, participants: int, days: int, keep: bool = False) ->
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         await engine.dispose()
-        settings = Settings.from_env({"GATEWAY_DATABASE_URL": url, "GATEWAY_SECRET_KEY": "bench-secret", "GATEWAY_SCHEDULER": "0"})
+        settings = Settings.from_env({"GATEWAY_DATABASE_URL": url, "GATEWAY_SECRET_KEY": secrets.token_urlsafe(32), "GATEWAY_SCHEDULER": "0"})
         db = Database(url)
         store = KeyStore(db=db, settings=settings)
         await store.ensure_keys()

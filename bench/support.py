@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "bench-secret-key-not-for-production"
+#: Outside development the gateway refuses a key of fewer than 256 random bits: a fresh one per run.
+SECRET = secrets.token_urlsafe(32)
 
 
 def free_port() -> int:

@@ -14,7 +14,15 @@ PULL_RECONCILIATION, `push_statement` -> PUSH_STATEMENT. A class may also define
     def validate_config(cls, config: dict, jobs: frozenset[str]) -> dict
 
 to check (and normalise) an administrator's configuration before it is stored; raise
-`ConfigError` with a message saying what is wrong.
+`ConfigError` with a message saying what is wrong. A type that sends requests to URLs of
+its configuration also defines
+
+    @classmethod
+    def outbound_urls(cls, config: dict) -> dict[str, str]   # config key -> URL
+
+so that `configureConnector` refuses loopback, private, link-local and metadata addresses
+(gateway/addresses.py). Whatever the type does, its requests through `context.http`
+connect only to addresses the guard accepts, checked when each connection is opened.
 
 Pulls are page by page. `fetch_*(cursor)` returns one `Page`: its records and the cursor to
 store once they are applied; the runner applies the page and stores the cursor in one
@@ -110,7 +118,8 @@ class ConnectorContext:
     partner_code: str
     kind: str
     #: An HTTP client for this run (timeouts set from the connector's `timeout_seconds`;
-    #: environment proxies ignored). The runner closes it after the run.
+    #: environment proxies ignored; every connection through the address guard, to the
+    #: address it checked). The runner closes it after the run.
     http: httpx.AsyncClient
     timeout_seconds: float = 10.0
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("connectors"))

@@ -26,6 +26,7 @@ from connectors.base import (
     StatementDocument,
     TransientError,
 )
+from connectors.guarded_http import blocked
 from connectors.mapping import (
     ACTIVITY_FIELDS,
     DISTANCE_UNITS,
@@ -80,9 +81,18 @@ class HttpJsonConnector:
     # ------------------------------------------------------------ configuration
 
     @classmethod
+    def outbound_urls(cls, config: Mapping) -> dict[str, str]:
+        """The URLs this configuration sends requests to (vetted by the address guard)."""
+        return {"base_url": config["base_url"]}
+
+    @classmethod
     def validate_config(cls, config: dict, jobs: frozenset[str]) -> dict:
         base = config.get("base_url")
-        if not isinstance(base, str) or urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
+        try:
+            valid = isinstance(base, str) and urlsplit(base).scheme in ("http", "https") and bool(urlsplit(base).hostname)
+        except ValueError:  # e.g. an unclosed [ in the host
+            valid = False
+        if not valid:
             raise ConfigError("base_url must be an http(s) URL, e.g. https://api.partner.example/v1")
         out: dict[str, Any] = {"base_url": base.rstrip("/")}
         timeout = config.get("timeout_seconds", 10)
@@ -152,10 +162,16 @@ class HttpJsonConnector:
             response = await self.context.http.request(
                 method, url, headers=headers, auth=auth, timeout=self.config["timeout_seconds"], **kwargs
             )
-        except httpx.TimeoutException:
-            raise TransientError(f"{method} {url}: no answer within {self.config['timeout_seconds']:g} s") from None
         except httpx.TransportError as exc:
-            raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+            refused = blocked(exc)
+            if refused is not None:
+                raise PermanentError(f"{method} {url}: {refused}; connectors reach public addresses only") from None
+            # One message for a refused connection, a timeout and a broken answer alike: a
+            # run's error must not tell whether a port is open. The detail goes to the log.
+            self.context.log.info("%s %s: %s: %s", method, url, type(exc).__name__, exc)
+            raise TransientError(
+                f"{method} {url}: connection failed or no answer within {self.config['timeout_seconds']:g} s"
+            ) from None
         if response.status_code in TRANSIENT_STATUS:
             raise TransientError(f"{method} {url}: HTTP {response.status_code}")
         if response.status_code >= 400:

@@ -22,7 +22,6 @@ Mount with `pos_routes(state)` (gateway/app.py does).
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -40,7 +39,10 @@ from gateway.errors import DomainError
 from gateway.idempotency import KEY_MAX
 from gateway.models import Partner, Redemption, RedemptionStatus
 from gateway.ratelimit import ClientLimiter
+from gateway.untrusted import BIGINT_MAX, UNSTORABLE, UntrustedInput, loads, storable, unstorable_path, whole_number
+from schema.http import BodyTooLarge, read_body
 from schema.ids import decode_pk, encode_id
+from schema.rest_errors import internal_error, show_internal
 
 log = logging.getLogger("connectors.pos_rest")
 
@@ -124,6 +126,9 @@ def _integer(body: dict, name: str, *, required: bool) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise Refusal("INVALID_INPUT", f"{name} must be a whole number", field=[name], status=400)
+    if value > BIGINT_MAX:
+        # Beyond what the ledger's 64-bit columns hold; below zero the service refuses (422 too).
+        raise Refusal("INVALID_INPUT", f"{name} must be at most {BIGINT_MAX}", field=[name], status=422)
     return value
 
 
@@ -136,6 +141,14 @@ def _string(body: dict, name: str, *, required: bool) -> str | None:
     if not isinstance(value, str):
         raise Refusal("INVALID_INPUT", f"{name} must be a string", field=[name], status=400)
     return value
+
+
+def _check_query(request: Request) -> None:
+    """Query parameters the database could not store (a NUL: `?orderId=a%00b`) are refused
+    before any handler sees them."""
+    for name, value in request.query_params.multi_items():
+        if not storable(name) or not storable(value):
+            raise Refusal("INVALID_INPUT", f"The parameter {name!r} {UNSTORABLE}.", field=[name], status=400)
 
 
 def _payment_pk(request: Request) -> int:
@@ -168,23 +181,27 @@ class PosApi:
         return principal
 
     async def _body(self, request: Request, *, required: bool) -> dict:
-        declared = request.headers.get("content-length")
         limit = self.state.settings.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise Refusal("LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.", status=413)
-        raw = await request.body()
-        if len(raw) > limit:
-            raise Refusal("LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.", status=413)
+        try:
+            # Read up to the limit and no further (a body without Content-Length included).
+            raw = await read_body(request, request.receive, limit)
+        except BodyTooLarge:
+            raise Refusal("LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.", status=413,
+                          headers={"Connection": "close"}) from None
         if not raw.strip():
             if required:
                 raise Refusal("INVALID_INPUT", "A JSON body is required.", status=400)
             return {}
         try:
-            body = json.loads(raw)
-        except ValueError:
-            raise Refusal("INVALID_INPUT", "The body is not valid JSON.", status=400) from None
+            body = loads(raw)
+        except UntrustedInput as exc:
+            raise Refusal("INVALID_INPUT", str(exc), status=400) from None
         if not isinstance(body, dict):
             raise Refusal("INVALID_INPUT", "The body must be a JSON object.", status=400)
+        where = unstorable_path(body)
+        if where is not None:
+            field = None if where == "(body)" else [where.split(".")[0].split("[")[0]]
+            raise Refusal("INVALID_INPUT", f"{where} {UNSTORABLE}", field=field, status=400)
         return body
 
     @staticmethod
@@ -209,8 +226,11 @@ class PosApi:
     async def _guarded(self, request: Request, scope: str, handler: Callable[[Principal], Awaitable[Response]]) -> Response:
         try:
             principal = await self._principal(request, scope)
+            _check_query(request)
         except Refusal as refusal:
             return refusal.response()
+        except Exception as exc:  # noqa: BLE001 - e.g. the token store unreachable: masked, never shown
+            return internal_error(request, exc, show_internal=show_internal(self.state.settings))
         limited = self.limiter.admit(principal.client_id)
         if limited is not None:
             return error_response(429, "LIMIT_EXCEEDED", limited.message, headers={"Retry-After": str(limited.retry_after)})
@@ -218,6 +238,8 @@ class PosApi:
             return await handler(principal)
         except Refusal as refusal:
             return refusal.response()
+        except Exception as exc:  # noqa: BLE001 - masked: a generic message, INTERNAL and an errorId in the log
+            return internal_error(request, exc, show_internal=show_internal(self.state.settings))
         finally:
             self.limiter.release(principal.client_id)
 
@@ -238,6 +260,9 @@ class PosApi:
             except Refusal as refusal:
                 outcome = refusal.code
                 response = refusal.response()
+            except Exception:
+                await self._audit(principal, operation, "INTERNAL")
+                raise  # `_guarded` masks it
             await self._audit(principal, operation, outcome)
             return response
 
@@ -331,14 +356,14 @@ class PosApi:
             status = params.get("status")
             if status is not None and status not in RedemptionStatus.__members__:
                 raise Refusal("INVALID_INPUT", "status is not a payment status", field=["status"], status=400)
-            raw_limit = params.get("limit", "20")
-            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+            limit = whole_number(params.get("limit", "20"), max_digits=3)
+            if limit is None or not 1 <= limit <= 100:
                 raise Refusal("INVALID_INPUT", "limit must be 1 to 100", field=["limit"], status=400)
             stmt = redemption_service.redemptions_query(
                 partner_id=principal.partner_id, partner_kind="MERCHANT",
                 status=RedemptionStatus(status) if status else None,
                 order_id=params.get("orderId"), reference=params.get("reference"),
-            ).order_by(Redemption.id.desc()).limit(int(raw_limit))
+            ).order_by(Redemption.id.desc()).limit(limit)
             async with self.state.db.session() as session:
                 rows = (await session.execute(stmt)).scalars().all()
                 partner_ids = {principal.partner_id, *(r.member_operator_id for r in rows)}

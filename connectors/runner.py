@@ -11,6 +11,11 @@
   backoff and jitter (tenacity); the whole run is bounded by
   `settings.connector_run_timeout_seconds`. What still fails counts against the connector's
   health (the circuit breaker in gateway/connectors.py).
+* Every connection goes through the address guard (connectors/guarded_http.py): the host
+  is resolved once, each address checked, and the connection made to the checked address;
+  loopback, private, link-local and metadata addresses are refused unless
+  `settings.webhook_allow_private` (GATEWAY_ALLOW_PRIVATE_ADDRESSES). A run's error never
+  tells a refused connection from a timeout (it would tell which ports are open).
 * `syncConnector` and the schedule run jobs in background tasks (`launch`), so a slow or
   unreachable partner never holds a request, a database lock or another partner's run.
 
@@ -40,10 +45,12 @@ from connectors.base import (
     ConnectorContext,
     ConnectorError,
     Page,
+    PermanentError,
     ReconciliationReport,
     StatementDocument,
     TransientError,
 )
+from connectors.guarded_http import blocked, guarded_transport
 from connectors.registry import Registry, UnknownConnector, registry as default_registry
 from gateway import connectors as service
 from gateway.db import Database, utcnow
@@ -188,7 +195,11 @@ class ConnectorRunner:
             info = self.registry.get(connector.kind)
             credentials = service.credentials_of(connector, self.settings.secret_key)
             async with httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False, headers={"User-Agent": USER_AGENT}
+                transport=guarded_transport(allow_private=self.settings.webhook_allow_private),
+                timeout=httpx.Timeout(timeout),
+                trust_env=False,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
             ) as http:
                 context = ConnectorContext(partner_code=partner.code, kind=connector.kind, http=http, timeout_seconds=timeout, log=log)
                 instance = info.cls(config=config, credentials=credentials, context=context)
@@ -211,9 +222,11 @@ class ConnectorRunner:
         except asyncio.CancelledError:
             await asyncio.shield(self._finish(run_id, "interrupted: the gateway stopped during the run", False, breaker))
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug in a connector must not kill the worker
+        except Exception:  # noqa: BLE001 - a bug in a connector must not kill the worker
+            # The partner sees the run's error: nothing of the exception (it may quote a
+            # driver, a path or a socket error); the log has it under the run's id.
             log.exception("connector run %s failed", run_id)
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"the connector failed unexpectedly (run {run_id}; the gateway's log has the details)"
         if error:
             log.warning("connector run %s (%s %s) failed: %s", run_id, connector.kind, run.job.value, error)
         return await self._finish(run_id, error, upstream, breaker)
@@ -235,10 +248,14 @@ class ConnectorRunner:
         async def attempt() -> T:
             try:
                 return await fn()
-            except httpx.TimeoutException as exc:  # a connector that let httpx's errors through
-                raise TransientError(f"no answer in time ({type(exc).__name__})") from exc
-            except httpx.TransportError as exc:
-                raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            except httpx.TransportError as exc:  # a connector that let httpx's errors through
+                refused = blocked(exc)
+                if refused is not None:
+                    raise PermanentError(f"{refused}; connectors reach public addresses only") from None
+                # Refused, timed out or cut off: one message, so that a run's error does not
+                # tell whether a port is open (the log keeps the detail).
+                log.info("connector run %s: %s: %s", run_id, type(exc).__name__, exc)
+                raise TransientError("connection failed or no answer in time") from None
 
         try:
             return await AsyncRetrying(
@@ -296,9 +313,17 @@ class ConnectorRunner:
                 if key and service.has_seen(connector, job, key):
                     continue
                 async with self.db.session() as session:
-                    agreement_id = await session.scalar(sa.select(Agreement.id).where(Agreement.code == report.agreement_code))
+                    # Only the partner's own agreements: another's answers like an unknown code.
+                    agreement_id = await session.scalar(
+                        sa.select(Agreement.id).where(
+                            Agreement.code == report.agreement_code,
+                            sa.or_(Agreement.operator_a_id == run.partner_id, Agreement.operator_b_id == run.partner_id),
+                        )
+                    )
                 if agreement_id is None:
-                    raise BadRecord(f"{report.name or 'a report'}: no agreement with code {report.agreement_code!r}")
+                    raise BadRecord(
+                        f"{report.name or 'a report'}: No agreement with code {report.agreement_code!r} that this partner is party to"
+                    )
                 recon_id = await reconciliation.stage_report(
                     db=self.db,
                     agreement_id=agreement_id,

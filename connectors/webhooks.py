@@ -8,9 +8,10 @@ gateway/webhooks.py. Here:
   `webhook-signature` ("v1," + base64 HMAC-SHA256 over "{id}.{timestamp}.{body}" with the
   endpoint's secret, made by `standardwebhooks.Webhook.sign`). Redirects are not followed
   and environment proxies are ignored.
-* Unless private addresses are allowed, the connection goes through `GuardedBackend`: it
-  resolves the host itself, refuses it when any address is loopback, private, link-local,
-  shared or a metadata address, and connects to the address it checked (so a DNS answer
+* Unless private addresses are allowed, the connection goes through `GuardedBackend`
+  (connectors/guarded_http.py, shared with connector runs): it resolves the host itself,
+  refuses it when any address is loopback, private, link-local, shared or a metadata
+  address, and connects to the address it checked (so a DNS answer
   cannot change between the check and the connection). TLS still verifies the host name.
 * `DeliveryWorker` claims due deliveries (a lease per delivery, so several gateway processes
   share the work without sending one twice), sends them concurrently and records the
@@ -23,53 +24,16 @@ import datetime as dt
 import math
 from typing import Any, Callable, Sequence
 
-import httpcore
 import httpx
-from httpcore._backends.auto import AutoBackend
 from standardwebhooks import Webhook
 
+from connectors.guarded_http import BlockedAddress, GuardedBackend, guarded_transport
 from gateway import webhooks as service
 from gateway.db import Database, utcnow
 from gateway.jobs import new_owner
 from gateway.settings import Settings
 
 USER_AGENT = "mileage-gateway-webhooks/1"
-
-
-class BlockedAddress(httpcore.ConnectError):
-    """The endpoint's host resolves to an address webhooks may not be sent to."""
-
-
-class GuardedBackend(AutoBackend):
-    """Resolves, checks and pins the address of every connection (SSRF guard)."""
-
-    def __init__(self, *, allow_private: bool) -> None:
-        self.allow_private = allow_private
-
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        try:
-            addresses = await service.resolve_public(host, port, allow_private=self.allow_private, timeout=timeout or 5.0)
-        except service.UnsafeAddress as exc:
-            raise BlockedAddress(f"refused: {exc}") from None
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await super().connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        raise last or httpcore.ConnectError(f"no address for {host}")
-
-
-def guarded_transport(*, allow_private: bool) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    # httpx has no public way to choose httpcore's network backend; the pool reads this
-    # attribute whenever it opens a connection.
-    transport._pool._network_backend = GuardedBackend(allow_private=allow_private)
-    return transport
 
 
 def sign(*, secret: str, event_id: str, body: bytes, at: dt.datetime) -> dict[str, str]:

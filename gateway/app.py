@@ -12,6 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.db import Database
+from schema.body_deadline import BodyDeadline
+from schema.rest_errors import last_resort, routing_error
+from starlette.exceptions import HTTPException
 from gateway.settings import Settings
 
 
@@ -32,12 +35,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from auth.server import oauth_routes
     from schema import build_schema
     from schema.http import GatewayGraphQL, GraphQLEndpoint
+    from schema.metrics_http import metrics_endpoint
+    from schema.overload import pool_timeout_handler
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
     from schema.settlement_http import settlement_routes
     from schema.statement_http import statement_routes
     from connectors.pos_rest import pos_routes
 
     settings = settings or Settings.from_env()
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)  # pool sized by settings, shown in /metrics
     state = AppState(settings=settings, db=db)
     state.keystore = KeyStore(db=db, settings=settings)
     state.verifier = TokenVerifier(db=db, settings=settings, keystore=state.keystore)
@@ -54,16 +60,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ready", "database": db.dialect})
 
-    async def metrics(request: Request) -> Response:
-        from gateway.metrics import render
-
-        body, content_type = render()
-        return Response(body, media_type=content_type)
-
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        Route("/metrics", metrics_endpoint(state)),  # a metrics:read token
         Route("/graphql", graphql, methods=["GET", "POST"]),
         *oauth_routes(state),
         *settlement_routes(state),
@@ -85,6 +85,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     from gateway.metrics import MetricsMiddleware
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)])
+    # Metrics outermost, so a 408 sent by BodyDeadline is counted; `last_resort` answers any
+    # exception no face caught, masked, in the shape of the face it came through.
+    middleware = [
+        Middleware(MetricsMiddleware),
+        Middleware(BodyDeadline, timeout=settings.body_timeout_seconds, min_rate=settings.body_min_rate),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, middleware=middleware,
+        exception_handlers={Exception: last_resort, PoolTimeout: pool_timeout_handler, HTTPException: routing_error},  # overload: 503
+    )
     app.state.gateway = state
     return app

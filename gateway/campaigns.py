@@ -186,6 +186,9 @@ def _check_won(value: int, name: str, *, positive: bool = False) -> int:
     return value
 
 
+CODE_TAKEN = "This campaign code is taken; choose another (codes are shared by the whole program)"
+
+
 async def create_campaign(
     *,
     session: AsyncSession,
@@ -225,10 +228,13 @@ async def create_campaign(
         raise InvalidInput(f"matchRatio must be from 0 to {MAX_MATCH_RATIO}", field=["input", "matchRatio"])
     if match_ratio.as_tuple().exponent < -6:
         raise InvalidInput("matchRatio has at most 6 decimal places", field=["input", "matchRatio"])
-    if await get_campaign(session, code) is not None:
-        raise InvalidInput(f"A campaign with code {code!r} exists already", field=["input", "code"])
     sponsor = await _partner(session, sponsor_code, PartnerKind.SPONSOR, ["input", "sponsorCode"])
     beneficiary = await _partner(session, beneficiary_code, PartnerKind.BENEFICIARY, ["input", "beneficiaryCode"])
+    # Codes are program-wide (operators enrol and donate by code alone), so a taken code must
+    # be refused; it is checked last and answered alike whoever holds it, so the answer
+    # tells only what taking the code would: that it is taken (docs/sponsors.md).
+    if await get_campaign(session, code) is not None:
+        raise InvalidInput(CODE_TAKEN, field=["input", "code"])
     campaign = Campaign(
         code=code,
         name=name.strip(),
@@ -250,8 +256,12 @@ async def create_campaign(
         committed_won=0,
         created_at=now,
     )
-    session.add(campaign)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # a concurrent creation of the same code
+            session.add(campaign)
+            await session.flush()
+    except sa.exc.IntegrityError:
+        raise InvalidInput(CODE_TAKEN, field=["input", "code"]) from None
     await commitment_accounts(session, campaign)  # created now, off the hot path
     return campaign
 

@@ -1,4 +1,4 @@
-"""`mileage-gateway`: serve, migrate, demo, bootstrap clients, keys, audit, documents."""
+"""`mileage-gateway`: serve, migrate, demo, bootstrap clients, keys, secret key, audit, documents."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,11 @@ from gateway.settings import Settings
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except RuntimeError as exc:  # a missing or weak GATEWAY_SECRET_KEY: say so, no traceback
+        print(f"mileage-gateway: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -22,6 +26,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         upgrade_sync(settings.database_url)
     print(f"mileage-gateway: serving on http://{args.host}:{args.port} ({settings.env}, {settings.database_url.split(':', 1)[0]})", file=sys.stderr)
+    if args.workers > 1 and not settings.redis_url:
+        print(f"mileage-gateway: warning: without GATEWAY_REDIS_URL each of the {args.workers} workers "
+              "counts the rate limits on its own (docs/operations.md)", file=sys.stderr)
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -72,6 +79,38 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secret_key(args: argparse.Namespace) -> int:
+    import secrets
+
+    # 32 random bytes, URL-safe base64 (43 characters): what GATEWAY_SECRET_KEY must hold.
+    print(secrets.token_urlsafe(32))
+    return 0
+
+
+def cmd_rekey(args: argparse.Namespace) -> int:
+    from gateway.db import Database
+    from gateway.rekey import RekeyError, rekey
+
+    settings = _settings()
+    if not getattr(settings.secret_key, "previous", ()):
+        print("mileage-gateway: rekey: note: GATEWAY_OLD_SECRET_KEYS is empty; only checking that "
+              "everything opens with GATEWAY_SECRET_KEY", file=sys.stderr)
+
+    async def run() -> dict:
+        db = Database(settings.database_url)
+        try:
+            return await rekey(db=db, secret_key=settings.secret_key)
+        finally:
+            await db.dispose()
+
+    try:
+        print(json.dumps(asyncio.run(run())))
+    except RekeyError as exc:
+        print(f"mileage-gateway: rekey: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mileage-gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("rotate", help="add a new signing key; the old one stays published until its tokens expire").set_defaults(func=cmd_keys_rotate)
+
+    sub.add_parser("secret-key", help="print a new random GATEWAY_SECRET_KEY (256 bits)").set_defaults(func=cmd_secret_key)
+    sub.add_parser(
+        "rekey",
+        help="re-seal every stored key, credential and webhook secret with GATEWAY_SECRET_KEY, "
+        "opening them with GATEWAY_OLD_SECRET_KEYS (atomic; a re-run changes nothing)",
+    ).set_defaults(func=cmd_rekey)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

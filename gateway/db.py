@@ -7,6 +7,7 @@ on PostgreSQL the services lock the rows they change.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import AsyncIterator
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -88,15 +90,67 @@ class IdMixin:
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
 
 
+class GatewayPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, counting who waits for a connection and how often
+    the wait ran out (gateway/metrics.py shows both). A wait longer than `pool_timeout`
+    raises sqlalchemy.exc.TimeoutError, which the faces answer 503 / UNAVAILABLE
+    (schema/overload.py)."""
+
+    waiting = 0
+    timeouts = 0
+
+    def connect(self):
+        self.waiting += 1
+        try:
+            return super().connect()
+        except sa.exc.TimeoutError:
+            self.timeouts += 1
+            raise
+        finally:
+            self.waiting -= 1
+
+
+#: Defaults for every engine; the served app takes them from settings (`Database.from_settings`).
+POOL_DEFAULTS = {"pool_size": 10, "max_overflow": 20, "pool_timeout": 5.0}
+
+
 def make_engine(url: str, **kwargs) -> AsyncEngine:
+    for name, value in POOL_DEFAULTS.items():
+        kwargs.setdefault(name, value)
     if url.startswith("sqlite"):
+        if ":memory:" in url or "mode=memory" in url:
+            # One shared connection (StaticPool): pool options do not apply.
+            for name in POOL_DEFAULTS:
+                kwargs.pop(name, None)
+        else:
+            kwargs.setdefault("poolclass", GatewayPool)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("poolclass", GatewayPool)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+#: The databases whose pools /metrics shows (the served app's; `Database.from_settings`).
+_WATCHED: "weakref.WeakSet[Database]" = weakref.WeakSet()
+
+
+def pool_stats() -> dict[str, float]:
+    """The connection pools of the watched databases, summed: size (kept open), checked out,
+    overflow (open beyond the size), waiting (callers waiting for a connection), timeouts
+    (waits that ran out, since start)."""
+    stats = {"size": 0.0, "checked_out": 0.0, "overflow": 0.0, "waiting": 0.0, "timeouts": 0.0}
+    for database in list(_WATCHED):
+        pool = database.engine.sync_engine.pool
+        if not isinstance(pool, QueuePool):
+            continue
+        stats["size"] += pool.size()
+        stats["checked_out"] += pool.checkedout()
+        stats["overflow"] += max(pool.overflow(), 0)
+        stats["waiting"] += getattr(pool, "waiting", 0)
+        stats["timeouts"] += getattr(pool, "timeouts", 0)
+    return stats
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -146,5 +200,18 @@ class Database:
             await conn.execute(sa.text("SELECT 1"))
         return True
 
+    @classmethod
+    def from_settings(cls, settings) -> "Database":
+        """The served app's database: pool sized by settings, shown in /metrics."""
+        database = cls(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+        )
+        _WATCHED.add(database)
+        return database
+
     async def dispose(self) -> None:
+        _WATCHED.discard(self)
         await self.engine.dispose()

@@ -57,6 +57,10 @@ def won(amount: int) -> str:
 # ---------------------------------------------------------------- signed URLs
 
 
+#: An expiry is a Unix time in seconds; 12 digits reach the year 33658.
+EXPIRES_DIGITS = 12
+
+
 def _url_key(secret_key: str) -> bytes:
     return hashlib.sha256(b"mileage-gateway/document-urls\x00" + secret_key.encode()).digest()
 
@@ -77,11 +81,14 @@ def signed_url(*, base_url: str, path: str, secret_key: str, ttl_seconds: int, n
 def verify_url(*, path_with_query: str, expires: str | None, sig: str | None, secret_key: str, now: float | None = None) -> bool:
     """True when `sig` signs `path_with_query` (the URL's path and its other query
     parameters, as signed) and the URL has not expired."""
-    if not expires or not sig or not expires.isdigit():
+    # Anyone may send these: ASCII digits of a sane length only (int() refuses over 4,300
+    # digits with a ValueError, and "²" is a digit to isdigit()), and bytes compared, as
+    # compare_digest refuses non-ASCII text with a TypeError.
+    if not expires or not sig or not (expires.isascii() and expires.isdigit()) or len(expires) > EXPIRES_DIGITS:
         return False
     if int(expires) < (now if now is not None else time.time()):
         return False
-    return hmac.compare_digest(_mac(secret_key, path_with_query, int(expires)), sig)
+    return hmac.compare_digest(_mac(secret_key, path_with_query, int(expires)).encode(), sig.encode("utf-8", "surrogatepass"))
 
 
 def strip_signature(path: str, query_params: dict[str, str]) -> tuple[str, str | None, str | None]:

@@ -35,8 +35,17 @@ from gateway.models.idempotency import IdempotencyRecord
 
 KEY_MAX = 255
 
+#: RFC 8785 (I-JSON) numbers are IEEE doubles: exact only up to 2^53 - 1 in magnitude.
+_EXACT_INT = 2**53 - 1
+
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -_EXACT_INT <= value <= _EXACT_INT:
+        # rfc8785 refuses these; as decimal strings they hash exactly and deterministically.
+        # Smaller ints stay numbers, so hashes stored before this rule still match.
+        return str(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -51,7 +60,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def request_hash(operation: str, request: dict) -> str:
-    """Lowercase hex SHA-256 of the RFC 8785 canonical JSON of operation and request."""
+    """Lowercase hex SHA-256 of the RFC 8785 canonical JSON of operation and request.
+
+    Integers of any size are accepted: beyond 2^53 - 1 in magnitude they are hashed as
+    their decimal string."""
     canonical = rfc8785.dumps({"operation": operation, "request": _jsonable(request)})
     return hashlib.sha256(canonical).hexdigest()
 

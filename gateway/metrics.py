@@ -1,4 +1,5 @@
-"""Prometheus metrics: HTTP requests by route and status, GraphQL operations, durations.
+"""Prometheus metrics: HTTP requests by route and status, GraphQL operations, durations,
+and the database connection pool (size, checked out, overflow, waiting, timeouts).
 
 `MetricsMiddleware` is a plain ASGI middleware (no framework imports); `render()`
 gives the text exposition format for `GET /metrics`. Labels are bounded: the route
@@ -23,6 +24,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from gateway.db import pool_stats
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -70,11 +74,37 @@ AUDIT_EVENTS = Counter(
 )
 
 
+class PoolCollector:
+    """The database connection pool of this process, read when scraped (gateway/db.py)."""
+
+    def collect(self):
+        stats = pool_stats()
+        yield GaugeMetricFamily("gateway_db_pool_size", "Database connections the pool keeps open.", value=stats["size"])
+        yield GaugeMetricFamily(
+            "gateway_db_pool_checked_out", "Database connections in use by requests and jobs now.", value=stats["checked_out"]
+        )
+        yield GaugeMetricFamily(
+            "gateway_db_pool_overflow", "Database connections open beyond the pool size now.", value=stats["overflow"]
+        )
+        yield GaugeMetricFamily(
+            "gateway_db_pool_waiting", "Requests and jobs waiting for a database connection now.", value=stats["waiting"]
+        )
+        yield CounterMetricFamily(
+            "gateway_db_pool_timeouts",
+            "Waits for a database connection that ran out (answered 503 / UNAVAILABLE).",
+            value=stats["timeouts"],
+        )
+
+
+REGISTRY.register(PoolCollector())
+
+
 def render() -> tuple[bytes, str]:
     """(body, content type) of the exposition for `GET /metrics`."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(PoolCollector())  # this worker's pool (the scraped one's)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 

@@ -30,7 +30,6 @@ import asyncio
 import codecs
 import csv
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from typing import AsyncIterable, AsyncIterator, Iterable
@@ -52,6 +51,7 @@ from gateway.models.settlement import (
     SettlementFlow,
 )
 from gateway.outbox import emit
+from gateway.untrusted import UNSTORABLE, UntrustedInput, loads, storable, whole_number
 from gateway.ids import encode_id
 from gateway.settlement import seoul_midnight
 
@@ -61,6 +61,10 @@ REFERENCE_MAX = 100
 RESOLUTION_MAX = 2000
 DEFAULT_BATCH_SIZE = 5000
 MAX_LINE = 64 * 1024
+#: The instants a record may carry: far enough either way for any book, near enough that
+#: converting to UTC cannot overflow.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
 #: Columns of a CSV report (header row required, in any order) and keys of a JSON line.
 FIELDS = ("reference", "kind", "amountWon", "occurredAt")
 
@@ -82,6 +86,8 @@ def check_record(record: ReportRecord, where: str | int) -> ReportRecord:
     reference, kind, amount, occurred_at = record.reference, record.kind, record.amount_won, record.occurred_at
     if not isinstance(reference, str) or not 0 < len(reference) <= REFERENCE_MAX or not reference.strip():
         raise InvalidInput(f"{_where(where)}: reference must be 1 to {REFERENCE_MAX} characters")
+    if not storable(reference):
+        raise InvalidInput(f"{_where(where)}: reference {UNSTORABLE}")
     if type(amount) is not int or not 0 <= amount < 2**63:
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
             raise InvalidInput(f"{_where(where)}: amountWon must be a whole number of won, not negative")
@@ -89,6 +95,9 @@ def check_record(record: ReportRecord, where: str | int) -> ReportRecord:
             raise InvalidInput(f"{_where(where)}: amountWon is too large")
     if not isinstance(occurred_at, dt.datetime) or occurred_at.tzinfo is None:
         raise InvalidInput(f"{_where(where)}: occurredAt must be an ISO 8601 instant with a UTC offset")
+    if not EARLIEST <= occurred_at <= LATEST:
+        # The drivers convert to UTC: 0001-01-01T00:00+09:00 would overflow there.
+        raise InvalidInput(f"{_where(where)}: occurredAt must be between {EARLIEST.year} and {LATEST.year}")
     if type(record) is ReportRecord and type(kind) is FlowKind and reference[0] > " " and reference[-1] > " ":
         return record  # already clean: no copy (the common case, millions of times)
     try:
@@ -112,8 +121,11 @@ def parse_record(values: dict, where: str) -> ReportRecord:
     except ValueError:
         raise InvalidInput(f"{where}: kind must be one of {', '.join(k.value for k in FlowKind)}") from None
     amount = values["amountWon"]
-    if isinstance(amount, str) and amount.strip().isdigit() and amount.strip().isascii():
-        amount = int(amount.strip())
+    if isinstance(amount, str) and amount.strip().isascii() and amount.strip().isdigit():
+        # Digits are counted before int(): Python refuses over 4,300 of them with a ValueError.
+        amount = whole_number(amount)
+        if amount is None:
+            raise InvalidInput(f"{where}: amountWon is too large")
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidInput(f"{where}: amountWon must be a whole number of won")
     try:
@@ -138,6 +150,9 @@ async def iter_lines(chunks: AsyncIterable[bytes], *, max_line: int = MAX_LINE) 
             yield line.rstrip("\r")
         if len(pending) > max_line:
             raise InvalidInput(f"line {number + 1}: longer than {max_line} characters")
+        # One chunk's lines at a time, then the event loop's turn: a chunk of blank lines
+        # costs no I/O, and a body of millions of them must not hold the process.
+        await asyncio.sleep(0)
     pending += decoder.decode(b"", final=True)
     if pending.rstrip("\r"):
         yield pending.rstrip("\r")
@@ -151,7 +166,10 @@ async def parse_csv(lines: AsyncIterable[str]) -> AsyncIterator[ReportRecord]:
         number += 1
         if not line.strip():
             continue
-        row = next(csv.reader([line]))
+        try:
+            row = next(csv.reader([line]))
+        except csv.Error as exc:
+            raise InvalidInput(f"line {number}: not a CSV row ({exc})") from None
         if header is None:
             header = [name.strip() for name in row]
             missing = [name for name in FIELDS if name not in header]
@@ -171,9 +189,9 @@ async def parse_ndjson(lines: AsyncIterable[str]) -> AsyncIterator[ReportRecord]
         if not line.strip():
             continue
         try:
-            values = json.loads(line)
-        except ValueError:
-            raise InvalidInput(f"line {number}: not a JSON object") from None
+            values = loads(line)
+        except UntrustedInput as exc:
+            raise InvalidInput(f"line {number}: not a JSON object ({exc})") from None
         if not isinstance(values, dict):
             raise InvalidInput(f"line {number}: not a JSON object")
         yield parse_record(values, f"line {number}")

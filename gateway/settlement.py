@@ -380,8 +380,11 @@ async def _open_next(session: AsyncSession, agreement: Agreement, period: Period
 
 
 def _closing_time(now: dt.datetime | None) -> dt.datetime:
-    # Whole seconds: the document's closedAt is then exactly the sealing cut-off.
-    return (now or utcnow()).astimezone(dt.timezone.utc).replace(microsecond=0)
+    # The exact instant, microseconds kept: it is the sealing cut-off and the document's
+    # closedAt. (Rounding it down to the second left out a movement confirmed earlier in
+    # that same second, which then drifted into the next period.) Both backends store
+    # microseconds: PostgreSQL timestamptz, SQLite SQLAlchemy's "%Y-%m-%d %H:%M:%S.%f" text.
+    return (now or utcnow()).astimezone(dt.timezone.utc)
 
 
 async def close_settlement(

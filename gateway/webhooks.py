@@ -16,25 +16,24 @@
   redelivered. A 410 answer disables the endpoint (its pending deliveries fail with it).
 * URLs must be http(s) and must not point at loopback, private, link-local, shared or
   metadata addresses (`vet_url` at registration, again for the resolved address when
-  sending) unless `settings.webhook_allow_private`.
+  sending; the guard is gateway/addresses.py, shared with connectors) unless
+  `settings.webhook_allow_private`.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
-import ipaddress
 import json
 import random
 import secrets
-import socket
 from dataclasses import dataclass
 from typing import Iterable, Sequence
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway import addresses
+from gateway.addresses import URL_MAX, UnsafeAddress, address_refusal, resolve_public
 from gateway.db import Database, utcnow
 from gateway.errors import InvalidInput, InvalidState, NotFound
 from gateway.models.outbox import OutboxEvent, OutboxRecipient
@@ -46,7 +45,6 @@ from gateway.secretbox import seal, unseal
 RETRY_SCHEDULE: tuple[float, ...] = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600)
 JITTER = 0.10
 MAX_ENDPOINTS_PER_PARTNER = 20
-URL_MAX = 2048
 #: How long a hole in the outbox ids may hold the dispatcher's position back: a transaction
 #: that wrote an event but has not committed yet, or one that rolled back (PostgreSQL
 #: sequences never reuse an id). Events after the hole are dispatched meanwhile.
@@ -66,119 +64,18 @@ def next_wait(failed_attempts: int, schedule: Sequence[float] = RETRY_SCHEDULE, 
 
 
 # ---------------------------------------------------------------- URLs and addresses
-
-#: Cloud metadata services (also covered by the link-local/private rules; named for clarity).
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
-)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-BLOCKED_HOSTNAMES = frozenset({"localhost", "metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"})
-
-
-def address_refusal(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why a webhook may not be sent to this IP address, or None when it is a public one."""
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if mapped is None and ip in _NAT64:  # 64:ff9b::a.b.c.d reaches a.b.c.d
-            mapped = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if mapped is not None:
-            reason = address_refusal(mapped)
-            if reason:
-                return reason
-    if ip in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_private:
-        return "a private address"
-    if ip.is_reserved or not ip.is_global:
-        return "a non-public address"
-    return None
+# The guard is gateway/addresses.py (connectors use it too); its names stay importable here.
 
 
 def check_url(url: str, *, allow_private: bool, field: list[str] | None = None) -> tuple[str, str, int]:
     """The URL's (url, host, port) if it may be an endpoint as written (no name resolution);
     raises InvalidInput otherwise."""
-    field = field or ["input", "url"]
-    if not isinstance(url, str) or len(url) > URL_MAX or any(c.isspace() for c in url):
-        raise InvalidInput(f"url must be an http(s) URL of at most {URL_MAX} characters", field=field)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidInput("url is not a valid URL", field=field) from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise InvalidInput("url must start with https:// (or http://)", field=field)
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise InvalidInput("url has no host", field=field)
-    if parts.username or parts.password:
-        raise InvalidInput("url must not carry a user name or password", field=field)
-    if parts.fragment:
-        raise InvalidInput("url must not have a #fragment", field=field)
-    port = port or (443 if scheme == "https" else 80)
-    if not allow_private:
-        literal = _ip_literal(host)
-        if literal is not None:
-            reason = address_refusal(literal)
-            if reason:
-                raise InvalidInput(f"url points at {reason}; webhooks go to public addresses only", field=field)
-        elif host in BLOCKED_HOSTNAMES or host.endswith((".localhost", ".internal", ".local")):
-            raise InvalidInput("url names a local or internal host; webhooks go to public addresses only", field=field)
-    return url, host, port
-
-
-def _ip_literal(host: str):
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        pass
-    # Forms such as "2130706433" or "0x7f.1" that resolvers read as IPv4 addresses.
-    try:
-        return ipaddress.ip_address(socket.inet_aton(host))
-    except OSError:
-        return None
-
-
-async def resolve_public(host: str, port: int, *, allow_private: bool, timeout: float = 5.0) -> list[str]:
-    """The addresses `host` resolves to, all of them checked; raises UnsafeAddress when any is
-    refused (one refused address is enough: a resolver may hand out either) and OSError when
-    the name does not resolve."""
-    loop = asyncio.get_running_loop()
-    infos = await asyncio.wait_for(loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM), timeout)
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if not allow_private:
-        for address in addresses:
-            reason = address_refusal(address.split("%", 1)[0])
-            if reason:
-                raise UnsafeAddress(f"{host} resolves to {reason}")
-    return addresses
-
-
-class UnsafeAddress(Exception):
-    """A webhook URL's host resolves to an address webhooks may not be sent to."""
+    return addresses.check_url(url, allow_private=allow_private, field=field)
 
 
 async def vet_url(url: str, *, allow_private: bool, field: list[str] | None = None) -> str:
-    """`check_url`, then the host's resolved addresses (a name that does not resolve now is
-    accepted: it is checked again at each delivery). Call it outside a transaction."""
-    url, host, port = check_url(url, allow_private=allow_private, field=field)
-    if not allow_private and _ip_literal(host) is None:
-        try:
-            await resolve_public(host, port, allow_private=False, timeout=3.0)
-        except UnsafeAddress as exc:
-            raise InvalidInput(f"url refused: {exc}; webhooks go to public addresses only", field=field or ["input", "url"]) from exc
-        except (OSError, asyncio.TimeoutError):
-            pass
-    return url
+    """`check_url`, then the host's resolved addresses. Call it outside a transaction."""
+    return await addresses.vet_url(url, allow_private=allow_private, field=field)
 
 
 # ---------------------------------------------------------------- endpoints

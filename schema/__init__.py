@@ -4,10 +4,12 @@ from __future__ import annotations
 import strawberry
 from strawberry.tools import merge_types
 
+from schema.input_text import StorableText
 from schema.mutations import campaigns as campaign_mutations
 from schema.mutations import donations as donation_mutations
 from schema.mutations import members as member_mutations
 from schema.mutations import partners as partner_mutations
+from schema.mutations import persisted_queries as persisted_query_mutations
 from schema.queries import audit as audit_queries
 from schema.queries import campaigns as campaign_queries
 from schema.queries import donations as donation_queries
@@ -45,19 +47,21 @@ MUTATIONS: tuple[type, ...] = (
     settlement_mutations.Mutation,
     connector_mutations.Mutation,
     webhook_mutations.Mutation,
+    persisted_query_mutations.Mutation,
 )
 
 
 def build_schema(extensions: list | None = None) -> strawberry.Schema:
     """The schema with the gateway's own extensions (limits, validation cache, audit log,
-    metrics; schema/extensions.py) followed by `extensions` (classes or factories)."""
+    metrics; schema/extensions.py; the storable-text guard, schema/input_text.py) followed
+    by `extensions` (classes or factories)."""
     from schema.extensions import GatewaySchema, default_extensions
     from schema.types import partners as _partner_types  # noqa: F401  (types reached only through interfaces)
 
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS)
     return GatewaySchema(
-        query=query, mutation=mutation, extensions=[*default_extensions(), *(extensions or [])]
+        query=query, mutation=mutation, extensions=[*default_extensions(), StorableText, *(extensions or [])]
     )
 
 

@@ -1,7 +1,10 @@
-"""Domain errors as the contract shows them: `UserError` in payloads, coded GraphQL errors elsewhere."""
+"""Domain errors as the contract shows them: `UserError` in payloads, coded GraphQL errors elsewhere;
+and `classify`, which gives every GraphQL error a code and masks the unexpected ones."""
 from __future__ import annotations
 
 import enum
+import logging
+import uuid
 from typing import Awaitable, Callable, Optional, TypeVar
 
 import strawberry
@@ -9,6 +12,9 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import DomainError
+from schema.scalars import InvalidScalar
+
+log = logging.getLogger("gateway.errors")
 
 
 @strawberry.enum
@@ -78,3 +84,69 @@ async def mutate(
     ctx.audit.append((info.field_name, "OK"))
     await ctx.after_write()
     return payload(value, [])
+
+
+# ---------------------------------------------------------------- every error with a code
+
+INTERNAL = "INTERNAL"
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+INTERNAL_MESSAGE = "Internal error. Quote the errorId to the program office if it persists."
+
+#: graphql-core's own wording for a variable value it could not coerce (the value is the
+#: client's; the message only echoes it).
+_VARIABLE_VALUE = ("Variable '$",)
+_BAD_VARIABLE = (" invalid value", "of required type", "of non-null type")
+
+
+def _root_cause(error: GraphQLError) -> BaseException | None:
+    """The innermost exception behind `error` (graphql-core wraps a resolver's or a
+    scalar parser's exception in one or two GraphQLErrors)."""
+    cause: BaseException | None = error.original_error
+    while isinstance(cause, GraphQLError) and cause.original_error is not None:
+        cause = cause.original_error
+    return cause
+
+
+def _client_code(error: GraphQLError, cause: BaseException | None) -> str | None:
+    """The code of an error the client's request caused, or None if it is the gateway's fault."""
+    if isinstance(cause, DomainError):
+        return cause.code
+    if isinstance(cause, InvalidScalar):
+        return "INVALID_INPUT"
+    if cause is not None and not isinstance(cause, GraphQLError):
+        return None  # an exception escaped: a bug or an outage
+    if error.path:
+        return None  # an execution error without a code (e.g. null for a non-null field)
+    message = error.message
+    if message.startswith("Syntax Error"):
+        return PARSE_FAILED
+    if message.startswith(_VARIABLE_VALUE) and any(part in message for part in _BAD_VARIABLE):
+        return "INVALID_INPUT"
+    return VALIDATION_FAILED
+
+
+def classify(errors: list[GraphQLError], *, show_internal: bool = False) -> None:
+    """Give every error an `extensions.code`, in place; leave coded ones as they are.
+
+    An error the client caused gets the code of its kind (a domain error's own,
+    INVALID_INPUT for a refused value, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED).
+    Anything else is the gateway's fault: its message, which may carry SQL text and bound
+    parameters, is replaced by a generic one with code INTERNAL and a random `errorId`,
+    and the original is logged with its traceback under that id. `show_internal`
+    (development only, GATEWAY_DEBUG_ERRORS) keeps the original message as well."""
+    for error in errors:
+        if (error.extensions or {}).get("code"):
+            continue
+        cause = _root_cause(error)
+        code = _client_code(error, cause)
+        if code is not None:
+            error.extensions = {**(error.extensions or {}), "code": code}
+            continue
+        error_id = uuid.uuid4().hex
+        path = ".".join(str(p) for p in error.path or ()) or "(operation)"
+        exc_info = (type(cause), cause, cause.__traceback__) if cause is not None else None
+        log.error("INTERNAL errorId=%s at %s: %s", error_id, path, error.message, exc_info=exc_info)
+        if not show_internal:
+            error.message = INTERNAL_MESSAGE
+        error.extensions = {"code": INTERNAL, "errorId": error_id}

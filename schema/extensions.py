@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import strawberry
-from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, OperationType
+from graphql import FieldNode, GraphQLError, OperationType
 from graphql.language import DocumentNode, Lexer, Source, TokenKind, parse
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension, ValidationCache
 
 from gateway import audit, metrics
+from schema.errors import classify
+from schema.overload import mark_unavailable
+from schema.fragments import root_fields
 from schema.limits import GraphQLLimits, TokenLimit, tag_limit_errors
 
 log = logging.getLogger("gateway.audit")
@@ -30,21 +33,20 @@ class GatewaySchema(strawberry.Schema):
     on every path (parse, validation, execution), so limit errors get their code here
     and suggestions are stripped outside development.
 
-    Only errors raised by an unexpected exception are logged (with their traceback):
-    refusals, validation failures and domain errors are the client's doing, and logging
-    each would let any client fill the logs."""
+    Every error leaves with an `extensions.code` (`schema.errors.classify`); an unexpected
+    exception is answered as INTERNAL with an `errorId` and logged with its traceback under
+    that id, in development too (GATEWAY_DEBUG_ERRORS shows its message there). Refusals,
+    validation failures and domain errors are not logged: they are the client's doing,
+    and logging each would let any client fill the logs. (strawberry's MaskErrors
+    extension would mask too, but it runs after this hook has logged, so it could not put
+    the logged id in the answer, and it drops every extension, codes included.)"""
 
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
         settings = getattr(getattr(execution_context, "context", None), "settings", None)
-        tag_limit_errors(errors, hide_suggestions=not getattr(settings, "development", False))
-        unexpected = [
-            e for e in errors
-            if e.original_error is not None
-            and not isinstance(e.original_error, GraphQLError)
-            and (e.extensions or {}).get("code") is None
-        ]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        development = bool(getattr(settings, "development", False))
+        tag_limit_errors(errors, hide_suggestions=not development)
+        mark_unavailable(errors, execution_context)  # no database connection in time: UNAVAILABLE, 503
+        classify(errors, show_internal=development and bool(getattr(settings, "debug_errors", False)))
 
 
 def default_extensions() -> list:
@@ -70,20 +72,10 @@ def _operation(context) -> Any:
         return None
 
 
-def _root_fields(document: DocumentNode, selection_set, seen: frozenset[str] = frozenset()) -> list[FieldNode]:
-    fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
-    fields: list[FieldNode] = []
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value != "__typename":
-                fields.append(selection)
-        elif isinstance(selection, InlineFragmentNode):
-            fields.extend(_root_fields(document, selection.selection_set, seen))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in seen:
-                fields.extend(_root_fields(document, fragments[name].selection_set, seen | {name}))
-    return fields
+def _root_fields(document: DocumentNode, selection_set) -> list[FieldNode]:
+    # Each fragment once, as execution collects them: following every spread anew cost
+    # 2^k for k fragments each spreading the next twice (schema/fragments.py).
+    return root_fields(document, selection_set)
 
 
 def _looks_like_mutation(query: str | None) -> bool:

@@ -3,13 +3,16 @@
 In order, for a POST:
 1. the bearer token (401 without a valid one);
 2. the client's rate limit and concurrency cap (429 with Retry-After);
-3. the body, read up to `settings.max_body_bytes` and no further (413);
+3. the body, read up to `settings.max_body_bytes` and no further (413), and not nested
+   deeper than JSON decoding can follow (400 INVALID_INPUT);
 4. a batch (a JSON array) only when `settings.batching` is on and with at most
    `settings.max_batch` operations (400);
-5. automatic persisted queries (Apollo's `extensions.persistedQuery.sha256Hash`):
-   an unknown hash alone answers `PERSISTED_QUERY_NOT_FOUND`, a hash with its query
-   stores it once the query has validated; a client registered with
-   `persisted_queries_only` runs known hashes only;
+5. automatic persisted queries (Apollo's `extensions.persistedQuery.sha256Hash`),
+   one store per partner (gateway/persisted_queries.py): an unknown hash alone answers
+   `PERSISTED_QUERY_NOT_FOUND`, a hash with its query stores it once the query has
+   validated (a query over `settings.persisted_query_max_bytes` is `LIMIT_EXCEEDED`;
+   beyond `settings.persisted_queries_per_partner` the least recently used goes); a
+   client registered with `persisted_queries_only` runs known hashes only;
 6. strawberry runs the operation(s); the schema's extensions enforce the GraphQL
    limits and write the audit log (schema/limits.py, schema/extensions.py).
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 from graphql import GraphQLError
@@ -33,7 +37,9 @@ from strawberry.types import ExecutionResult
 from auth.resource import InvalidToken
 from gateway import metrics
 from gateway import persisted_queries as apq
-from gateway.ratelimit import ClientLimiter
+from gateway.limits_storage import SharedCounters
+from gateway.ratelimit import Refusal, client_limiter
+from gateway.untrusted import nested_too_deep
 from schema.context import Context
 from schema.extensions import record_refusal
 from schema.limits import LIMIT_EXCEEDED
@@ -54,8 +60,8 @@ async def read_body(request: Request, receive: Receive, limit: int) -> bytes:
     """The request body, or BodyTooLarge as soon as it is known to exceed `limit` bytes.
 
     A declared Content-Length over the limit is refused without reading anything."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
@@ -152,27 +158,29 @@ class GatewayGraphQL(GraphQL):
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
         if to_store is not None and not any(not e.path for e in result.errors or ()):
             # Stored only once it has parsed and validated: junk cannot fill the table.
+            partner_id = context.principal.partner_id
             async with context.db.transaction() as session:
-                await apq.store(
-                    session=session, sha256=to_store, query=request_data.query, client_id=context.principal.client_id
+                evicted = await apq.store(
+                    session=session, partner_id=partner_id, sha256=to_store, query=request_data.query,
+                    client_id=context.principal.client_id, limit=context.settings.persisted_queries_per_partner,
                 )
-            self.known_queries.put(to_store, request_data.query)
+            for sha in evicted:
+                self.known_queries.discard(partner_id, sha)
+            self.known_queries.put(partner_id, to_store, request_data.query, time.monotonic())
         return result
 
     async def _persisted_query(self, ctx: Context, data):
         """(refusal error or None, request data with its query, hash to store or None).
 
-        Reads in a short session of its own: the request's session must not take its
+        Reads in short sessions of their own: the request's session must not take its
         snapshot before a mutation has written (SQLite keeps one snapshot per transaction)."""
         only = ctx.principal.persisted_queries_only  # read with the token (None: not known)
-        if only is not None and (data.extensions or {}).get("persistedQuery") is None:
-            return await self._resolve_persisted(None, ctx, data, only)  # no look-up needed: no session
-        async with ctx.db.session() as session:
-            if only is None:
+        if only is None:
+            async with ctx.db.session() as session:
                 only = await apq.persisted_only(session=session, client_id=ctx.principal.client_id)
-            return await self._resolve_persisted(session, ctx, data, only)
+        return await self._resolve_persisted(ctx, data, only)
 
-    async def _resolve_persisted(self, session, ctx: Context, data, only: bool):
+    async def _resolve_persisted(self, ctx: Context, data, only: bool):
         persisted = (data.extensions or {}).get("persistedQuery")
         if persisted is None:
             if only:
@@ -183,22 +191,45 @@ class GatewayGraphQL(GraphQL):
             return _coded("Only version 1 of persisted queries is supported.", "PERSISTED_QUERY_NOT_SUPPORTED"), data, None
         if not isinstance(sha, str) or not apq.SHA256_HEX.match(sha):
             return _coded("persistedQuery.sha256Hash must be 64 lowercase hex digits.", "INVALID_INPUT"), data, None
-        known = self.known_queries.get(sha)
-        if known is None:
-            known = await apq.lookup(session=session, sha256=sha)
-            if known is not None:
-                self.known_queries.put(sha, known)
+        known = await self._known(ctx, sha)
         if data.query is None:
             if known is None:
                 return _coded("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"), data, None
             return None, dataclasses.replace(data, query=known), None
+        try:
+            size = len(data.query.encode("utf-8"))
+        except UnicodeEncodeError:
+            return _coded("The query is not valid Unicode text (an unpaired surrogate).", "INVALID_INPUT"), data, None
         if apq.digest(data.query) != sha:
             return _coded("provided sha does not match query", "INVALID_INPUT"), data, None
         if known is None:
             if only:
                 return _coded("This client may run only persisted queries, and this one is not known.", "FORBIDDEN"), data, None
+            limit = ctx.settings.persisted_query_max_bytes
+            if size > limit:
+                message = (
+                    f"A persisted query may be at most {limit} bytes; this one has {size}. "
+                    "Send it without extensions.persistedQuery."
+                )
+                return _coded(message, LIMIT_EXCEEDED), data, None
             return None, data, sha
         return None, data, None
+
+    async def _known(self, ctx: Context, sha: str) -> str | None:
+        """The caller's partner's query under `sha`: from the cache while its last use is
+        recent enough, else from the database, recording the use (for LRU eviction)."""
+        partner_id = ctx.principal.partner_id
+        cached = self.known_queries.get(partner_id, sha)
+        now = time.monotonic()
+        if cached is not None and now - cached.recorded < ctx.settings.persisted_query_touch_seconds:
+            return cached.query
+        async with ctx.db.transaction() as session:
+            known = await apq.use(session=session, partner_id=partner_id, sha256=sha)
+        if known is None:
+            self.known_queries.discard(partner_id, sha)  # evicted meanwhile (perhaps by another process)
+            return None
+        self.known_queries.put(partner_id, sha, known, now)
+        return known
 
 
 def _coded(message: str, code: str) -> GraphQLError:
@@ -211,7 +242,8 @@ class GraphQLEndpoint:
     def __init__(self, state: Any, graphql_app: GatewayGraphQL) -> None:
         self.state = state
         self.app = graphql_app
-        self.limiter = ClientLimiter.from_settings(state.settings)
+        # In Redis when GATEWAY_REDIS_URL is set (shared by every process), else in this one.
+        self.limiter = client_limiter(state.settings, SharedCounters.for_state(state))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.state.settings
@@ -230,17 +262,17 @@ class GraphQLEndpoint:
             await exc.response()(scope, receive, send)
             return
 
-        refusal = self.limiter.admit(principal.client_id)
-        if refusal is not None:
-            metrics.LIMITED.labels(refusal.limit).inc()
+        admission = await self.limiter.acquire(principal.client_id)
+        if isinstance(admission, Refusal):
+            metrics.LIMITED.labels(admission.limit).inc()
             await error_response(
-                429, refusal.message, LIMIT_EXCEEDED, headers={"Retry-After": str(refusal.retry_after)}
+                429, admission.message, LIMIT_EXCEEDED, headers={"Retry-After": str(admission.retry_after)}
             )(scope, receive, send)
             return
         try:
             await self._admitted(scope, receive, send, request, principal)
         finally:
-            self.limiter.release(principal.client_id)
+            await admission.release()
 
     async def _admitted(self, scope: Scope, receive: Receive, send: Send, request: Request, principal) -> None:
         settings = self.state.settings
@@ -252,6 +284,10 @@ class GraphQLEndpoint:
                 413, f"The request body exceeds {settings.max_body_bytes} bytes.", LIMIT_EXCEEDED,
                 headers={"Connection": "close"},
             )(scope, receive, send)
+            return
+        if nested_too_deep(body):
+            # json.loads (strawberry's too) raises RecursionError on such a body: answer it here.
+            await error_response(400, "The JSON body is nested too deeply.", "INVALID_INPUT")(scope, receive, send)
             return
 
         ctx = Context(

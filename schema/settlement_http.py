@@ -9,9 +9,17 @@
   line), optionally gzip-compressed (`Content-Encoding: gzip`). The body is streamed into
   staging in batches, never held whole; the answer (202) names the RUNNING run, matched in
   the background. Bearer token with `settlements:write`, from an operator party to the agreement.
+  The body is bounded (413 `payload_too_large`): `upload_max_bytes` on the wire, and once
+  inflated `upload_max_decompressed_bytes` and `upload_max_compression_ratio` times what was
+  read (a decompression bomb stops within its first megabytes). Inflating and parsing give
+  the event loop a turn after every chunk, so other requests keep being served meanwhile.
+
+Errors are `{"error": "<code>", "message"}`; an unexpected one is 500 `internal` with an
+`errorId` (schema/rest_errors.py).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -31,6 +39,8 @@ from gateway.errors import InvalidInput, LimitExceeded, NotFound
 from gateway.jobs import on_shutdown
 from gateway.models import Agreement, ReconciliationRun, Settlement
 from gateway.ids import encode_id
+from gateway.untrusted import UNSTORABLE, storable
+from schema.rest_errors import masked
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +49,19 @@ CSV_TYPES = {"text/csv", "application/csv"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines", "application/jsonlines"}
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message, **extra}, status_code=status, headers={"Cache-Control": "no-store"})
+#: Inflated bytes per step: small enough that one step never holds the event loop for long.
+INFLATE_STEP = 64 * 1024
+#: The compression ratio is judged only past this much inflated text (headers, tiny bodies).
+RATIO_GRACE = 1024 * 1024
+
+
+class UploadTooLarge(LimitExceeded):
+    """The body (on the wire or inflated) is over a limit of the settings."""
+
+
+def _error(status: int, error: str, message: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status,
+                        headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def settlement_routes(state: Any) -> list[Route]:
@@ -48,6 +69,7 @@ def settlement_routes(state: Any) -> list[Route]:
     # Background matchings started by this process get a chance to finish when it stops.
     on_shutdown(state, service.finish_pending)
 
+    @masked(settings)
     async def settlement_document(request: Request) -> Response:
         signed, expires, sig = documents.strip_signature(request.url.path, dict(request.query_params))
         if not documents.verify_url(path_with_query=signed, expires=expires, sig=sig, secret_key=settings.secret_key):
@@ -67,6 +89,7 @@ def settlement_routes(state: Any) -> list[Route]:
             },
         )
 
+    @masked(settings)
     async def upload_report(request: Request) -> Response:
         try:
             principal = await state.verifier.verify_request(request)
@@ -77,6 +100,8 @@ def settlement_routes(state: Any) -> list[Route]:
             response.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{UPLOAD_SCOPE}"'
             return response
         params = request.query_params
+        if not all(storable(name) and storable(value) for name, value in params.multi_items()):
+            return _error(400, "invalid_request", f"A query parameter {UNSTORABLE}.")
         try:
             period_start = dt.date.fromisoformat(params.get("periodStart", ""))
             period_end = dt.date.fromisoformat(params.get("periodEnd", ""))
@@ -92,6 +117,10 @@ def settlement_routes(state: Any) -> list[Route]:
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip"):
             return _error(415, "unsupported_media_type", "Content-Encoding may be gzip or none.")
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and len(declared) < 20 and int(declared) > settings.upload_max_bytes:
+            return _error(413, "payload_too_large", f"The body exceeds {settings.upload_max_bytes} bytes.",
+                          headers={"Connection": "close"})
         async with db.session() as session:
             agreement = (
                 await session.execute(sa.select(Agreement).where(Agreement.code == params.get("agreement", "")))
@@ -99,7 +128,9 @@ def settlement_routes(state: Any) -> list[Route]:
         if agreement is None or principal.partner_id not in (agreement.operator_a_id, agreement.operator_b_id):
             return _error(404, "not_found", "No agreement with this code.")
 
-        body = request.stream() if encoding == "identity" else _gunzip(request.stream())
+        body = _bounded(request.stream(), settings.upload_max_bytes)
+        if encoding == "gzip":
+            body = _gunzip(body, max_bytes=settings.upload_max_decompressed_bytes, max_ratio=settings.upload_max_compression_ratio)
         outcome, response = "OK", None
         try:
             run_id = await service.stage_report(
@@ -111,12 +142,17 @@ def settlement_routes(state: Any) -> list[Route]:
                 records=parse(service.iter_lines(body)),
                 max_records=settings.reconciliation_max_records,
             )
+        except UploadTooLarge as exc:
+            outcome, response = exc.code, _error(413, "payload_too_large", exc.message, headers={"Connection": "close"})
         except LimitExceeded as exc:
             outcome, response = exc.code, _error(413, "too_many_records", exc.message)
         except (InvalidInput, NotFound) as exc:
             outcome, response = exc.code, _error(400, "invalid_request", exc.message)
         except (ClientDisconnect, zlib.error, UnicodeDecodeError) as exc:
             outcome, response = "INVALID_INPUT", _error(400, "invalid_request", f"The body could not be read ({type(exc).__name__}).")
+        except Exception:
+            await _audit(db, principal, "INTERNAL")
+            raise  # masked by @masked, logged with its errorId
         await _audit(db, principal, outcome)
         if response is not None:
             return response
@@ -140,15 +176,42 @@ def settlement_routes(state: Any) -> list[Route]:
     ]
 
 
-async def _gunzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+async def _bounded(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    """The body's chunks, refused past `max_bytes` (a chunked body declares no length)."""
+    size = 0
     async for chunk in chunks:
-        # Bounded output per step: a small compressed chunk may inflate enormously.
-        data = inflater.decompress(chunk, 1 << 20)
+        size += len(chunk)
+        if size > max_bytes:
+            raise UploadTooLarge(f"The body exceeds {max_bytes} bytes.")
+        yield chunk
+
+
+async def _gunzip(chunks: AsyncIterator[bytes], *, max_bytes: int, max_ratio: int) -> AsyncIterator[bytes]:
+    """gzip inflated in steps of INFLATE_STEP bytes with the event loop's turn after each;
+    refused (UploadTooLarge) past `max_bytes` inflated, or once the text is over
+    `max_ratio` times the compressed bytes read (0: no ratio limit)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    read = inflated = 0
+
+    def check(data: bytes) -> bytes:
+        nonlocal inflated
+        inflated += len(data)
+        if inflated > max_bytes:
+            raise UploadTooLarge(f"The body inflates to more than {max_bytes} bytes.")
+        if max_ratio and inflated > RATIO_GRACE and inflated > max_ratio * read:
+            raise UploadTooLarge(
+                f"The body inflates to more than {max_ratio} times its {read} compressed bytes (a decompression bomb?)."
+            )
+        return data
+
+    async for chunk in chunks:
+        read += len(chunk)
+        data = check(inflater.decompress(chunk, INFLATE_STEP))
         while data:
             yield data
-            data = inflater.decompress(inflater.unconsumed_tail, 1 << 20) if inflater.unconsumed_tail else b""
-    tail = inflater.flush()
+            await asyncio.sleep(0)
+            data = check(inflater.decompress(inflater.unconsumed_tail, INFLATE_STEP)) if inflater.unconsumed_tail else b""
+    tail = check(inflater.flush())
     if tail:
         yield tail
 

@@ -3,7 +3,8 @@
 The URL's HMAC signature and expiry are checked before anything else: a changed or expired
 URL gets 403 whether or not the statement exists, so ids cannot be probed. The JSON is the
 stored canonical bytes (what `digest` and `signature` cover); CSV and PDF are rendered from
-those same bytes.
+those same bytes. Errors are `{"error": "<code>", "message"}`; an unexpected one is 500
+`internal` with an `errorId` (schema/rest_errors.py).
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from gateway import documents
 from gateway import statements as statement_service
 from gateway.models import Partner
 from gateway.models.campaigns import Campaign
+from schema.rest_errors import masked
 
 
 def statement_routes(state: Any) -> list[Route]:
     settings = state.settings
 
+    @masked(settings)
     async def serve(request: Request) -> Response:
         signed, expires, sig = documents.strip_signature(request.url.path, dict(request.query_params))
         if not documents.verify_url(path_with_query=signed, expires=expires, sig=sig, secret_key=settings.secret_key):

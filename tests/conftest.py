@@ -1,12 +1,14 @@
-"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL.
+"""Shared fixtures: an empty migrated database per test on SQLite and on PostgreSQL.
 
-Every test that asks for `db` runs twice, once per backend. The schema is built
-once per backend into a template (SQLite file / PostgreSQL template database)
-and copied for each test, so a test starts from an empty, migrated database
-in milliseconds.
+Every test that asks for `db` (or `database_url`, `settings`, `live_server`) runs twice, once
+per backend (GATEWAY_TEST_BACKENDS=sqlite limits a run to SQLite). The schema is built once
+per pytest process (per xdist worker) from the Alembic history into a template: SQLite
+copies the template file for each test; PostgreSQL hands out a database of a small pool and
+empties it after the test (tests/support/pgpool.py says how and why).
 
-Under CI (CI=true) a PostgreSQL that cannot be reached fails the run; elsewhere
-the PostgreSQL half is skipped with a message.
+Under CI (CI=true) a PostgreSQL or Redis that cannot be reached fails the run, the suite
+must run on both backends, and a run that collects no test fails; elsewhere the
+PostgreSQL and Redis tests are skipped with a message.
 """
 from __future__ import annotations
 
@@ -20,15 +22,58 @@ import pytest
 
 from gateway.db import Database
 from gateway.settings import Settings
+from tests.support.pgpool import PgDatabases
+from tests.support.progress import FileProgress
+from tests.support.redisdb import RedisDatabases
 
 PG_ADMIN_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_URL_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-RUN_ID = uuid.uuid4().hex[:8]
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# One id for the whole run (xdist hands its own to every worker) and one per worker, so
+# that each worker's databases have names of their own.
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 BACKENDS = [b for b in os.environ.get("GATEWAY_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+CI = os.environ.get("CI", "").lower() == "true"
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "pg_only: test needs PostgreSQL (several processes, row locks)")
+    # pytest-xdist's own marker, known also when xdist is off (-p no:xdist)
+    config.addinivalue_line("markers", "xdist_group(name): tests that one xdist worker runs one after the other")
+    if CI and set(BACKENDS) != {"sqlite", "postgresql"}:
+        raise pytest.UsageError(f"under CI the suite runs on both backends, not GATEWAY_TEST_BACKENDS={BACKENDS}")
+    if not hasattr(config, "workerinput"):  # the controlling process (with or without xdist)
+        config.pluginmanager.register(FileProgress(config), "file-progress")
+
+
+# Tests that start several gateway processes of their own (or a fuzzer and its server): under
+# pytest-xdist with `--dist loadgroup` one worker runs them one after the other, so that two
+# of them never compete for the cores that their time limits assume.
+SEVERAL_PROCESSES = (
+    "tests/e2e/test_concurrency_pg.py",
+    "tests/e2e/test_limits_redis.py",
+    "tests/e2e/test_fuzz_smoke.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("pg_only") or item.nodeid.split("::", 1)[0] in SEVERAL_PROCESSES:
+            item.add_marker(pytest.mark.xdist_group("several-processes"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # A CI run that ran nothing (a wrong path, a filter that matches nothing) is a failure.
+    if CI and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def unavailable(service: str, reason: str):
+    """Fail under CI, skip elsewhere: a service the suite needs cannot be reached."""
+    if CI:
+        pytest.fail(f"{service} is not reachable under CI: {reason}", pytrace=False)
+    pytest.skip(f"{service} not reachable: {reason}")
 
 
 async def _pg_exec(sql: str) -> None:
@@ -57,12 +102,12 @@ async def build_schema(url: str) -> None:
 
 
 class Templates:
-    """Per-backend migrated template, built on first use."""
+    """Per-backend migrated template, built on first use, and the pool of PostgreSQL databases."""
 
     def __init__(self, tmp_root: Path) -> None:
         self.tmp_root = tmp_root
         self.sqlite_template: Path | None = None
-        self.pg_template: str | None = None
+        self.pg = PgDatabases(PG_ADMIN_DSN, PG_URL_BASE, f"gw_{RUN_ID}_{WORKER}", build_schema)
         self.pg_error: str | None = "unchecked"
 
     def sqlite_url(self) -> str:
@@ -74,29 +119,33 @@ class Templates:
         shutil.copyfile(self.sqlite_template, target)
         return f"sqlite+aiosqlite:///{target}"
 
-    def pg_url(self) -> str:
+    def _require_pg(self) -> None:
+        if "postgresql" not in BACKENDS:
+            pytest.skip(f"PostgreSQL is not among GATEWAY_TEST_BACKENDS={','.join(BACKENDS)}")
         if self.pg_error == "unchecked":
             self.pg_error = _pg_available()
         if self.pg_error:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"PostgreSQL is not reachable under CI: {self.pg_error}")
-            pytest.skip(f"PostgreSQL not reachable: {self.pg_error}")
-        if self.pg_template is None:
-            name = f"gw_tpl_{RUN_ID}"
-            asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
-            asyncio.run(build_schema(f"{PG_URL_BASE}/{name}"))
-            self.pg_template = name
-        name = f"gw_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_template}"'))
-        return f"{PG_URL_BASE}/{name}"
+            unavailable("PostgreSQL", self.pg_error)
+
+    def pg_url(self) -> str:
+        """A new migrated database of the caller's own; drop it with `drop_pg`."""
+        self._require_pg()
+        return self.pg.clone()
 
     def drop_pg(self, url: str) -> None:
-        name = url.rsplit("/", 1)[1]
-        asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.pg.drop(self.pg.name_of(url))
+
+    def pg_acquire(self) -> str:
+        """An empty migrated database of the pool; give it back with `pg_release`."""
+        self._require_pg()
+        return self.pg.acquire()
+
+    def pg_release(self, url: str) -> None:
+        self.pg.release(url)
 
     def cleanup(self) -> None:
-        if self.pg_template:
-            asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{self.pg_template}" WITH (FORCE)'))
+        if self.pg_error is None:
+            self.pg.close()
 
 
 @pytest.fixture(autouse=True)
@@ -119,13 +168,37 @@ def templates(tmp_path_factory):
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request, templates):
-    """URL of a fresh, migrated, empty database on each backend."""
+    """URL of an empty migrated database on each backend, for this test alone.
+
+    On PostgreSQL the database is emptied after the test: the connections the test left
+    open are cut then (close them in your fixtures first, as `db` and `live_server` do)."""
     if request.param == "sqlite":
         yield templates.sqlite_url()
     else:
-        url = templates.pg_url()
+        url = templates.pg_acquire()
         yield url
-        templates.drop_pg(url)
+        templates.pg_release(url)
+
+
+@pytest.fixture(scope="session")
+def _redis_databases():
+    databases = RedisDatabases(REDIS_URL)
+    yield databases
+    databases.release()
+
+
+@pytest.fixture
+def redis_url(_redis_databases):
+    """`redis://127.0.0.1:6379/<n>`: a Redis database for this test alone, empty before and after.
+
+    The number is claimed per pytest process (xdist worker) so that parallel runs do not
+    empty each other's data. Skipped when Redis cannot be reached, failed under CI."""
+    reason = _redis_databases.reachable()
+    if reason:
+        unavailable("Redis", reason)
+    url = _redis_databases.claim()
+    yield url
+    _redis_databases.empty()
 
 
 @pytest.fixture

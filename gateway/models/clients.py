@@ -32,6 +32,11 @@ class OAuthClient(IdMixin, Base):
     jwks: Mapped[str | None] = mapped_column(sa.Text)
     enabled: Mapped[bool] = mapped_column(default=True)
     persisted_queries_only: Mapped[bool] = mapped_column(default=False)
+    #: Access tokens carry the epoch their client had when they were issued; only tokens of
+    #: the current epoch are accepted. A secret rotation or a disable moves it on, which
+    #: revokes every token the client holds at once (a counter, not a time: a token issued
+    #: in the same second as a rotation is told apart exactly).
+    token_epoch: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     @property

@@ -6,6 +6,7 @@ from typing import Optional
 
 import strawberry
 
+from connectors.guarded_http import vet_outbound
 from gateway import connectors as connector_service
 from gateway import partners as partner_service
 from gateway.db import utcnow
@@ -102,9 +103,21 @@ class Mutation:
     async def configure_connector(self, info: strawberry.Info, input: ConfigureConnectorInput) -> ConnectorPayload:
         from connectors.registry import registry
 
-        async def work(session):
-            jobs = [ConnectorJob(j.value) for j in input.jobs]
+        jobs = [ConnectorJob(j.value) for j in input.jobs]
+        refused: InvalidInput | None = None
+        config: dict = {}
+        try:
             config = registry.validate(input.kind, [j.value for j in jobs], _json_object(input.config, "config"))
+            # The address guard resolves host names: before the transaction, not inside it.
+            await vet_outbound(
+                registry.get(input.kind).cls, config, allow_private=info.context.settings.webhook_allow_private
+            )
+        except InvalidInput as exc:
+            refused = exc
+
+        async def work(session):
+            if refused is not None:
+                raise refused
             partner = await partner_service.require(session, input.partner_code, field=["input", "partnerCode"])
             return await connector_service.configure(
                 session=session,

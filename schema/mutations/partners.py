@@ -88,6 +88,11 @@ class AgreementPayload:
     errors: list[UserError]
 
 
+#: Managing clients hands over a sibling's grant (a new secret) or takes it away: a scope
+#: of its own, granted only by ADMIN at createClient (issue 17, the sibling takeover).
+CLIENTS_MANAGE = "clients:manage"
+
+
 def _scoped_partner(info) -> int | None:
     """ADMIN acts on any client (None); any other partner only on its own."""
     principal = principal_of(info)
@@ -132,7 +137,13 @@ class Mutation:
             ),
         )
 
-    @strawberry.mutation(description="ADMIN, or a partner for its own clients.", extensions=needs(None, *ALL_KINDS))
+    @strawberry.mutation(
+        description=(
+            "ADMIN, or a partner's client with clients:manage for its partner's clients. The old secret "
+            "stops at once, and so does every access token the client holds."
+        ),
+        extensions=needs(CLIENTS_MANAGE, *ALL_KINDS),
+    )
     async def rotate_client_secret(self, info: strawberry.Info, input: ClientIdInput) -> ClientPayload:
         return await mutate(
             info,
@@ -144,7 +155,13 @@ class Mutation:
             ),
         )
 
-    @strawberry.mutation(description="ADMIN, or a partner for its own clients.", extensions=needs(None, *ALL_KINDS))
+    @strawberry.mutation(
+        description=(
+            "ADMIN, or a partner's client with clients:manage for its partner's clients. The client gets "
+            "no new token, and every access token it holds is refused at once."
+        ),
+        extensions=needs(CLIENTS_MANAGE, *ALL_KINDS),
+    )
     async def disable_client(self, info: strawberry.Info, input: ClientIdInput) -> ClientPayload:
         return await mutate(
             info,

@@ -97,10 +97,18 @@ def _settlement_pk(value: str) -> int:
     return pk
 
 
-async def _agreement(session, code: str) -> AgreementRow:
-    row = (await session.execute(sa.select(AgreementRow).where(AgreementRow.code == code))).scalar_one_or_none()
+NO_AGREEMENT = "No agreement with this code"
+
+
+async def _agreement(session, code: str, *, party_id: int | None = None) -> AgreementRow:
+    """The agreement with `code`; with `party_id`, only if that operator is party to it. An
+    agreement of others answers exactly like an unknown code (same query, same error)."""
+    stmt = sa.select(AgreementRow).where(AgreementRow.code == code)
+    if party_id is not None:
+        stmt = stmt.where(sa.or_(AgreementRow.operator_a_id == party_id, AgreementRow.operator_b_id == party_id))
+    row = (await session.execute(stmt)).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"No agreement with code {code!r}", field=["input", "agreementCode"])
+        raise NotFound(NO_AGREEMENT, field=["input", "agreementCode"])
     return row
 
 
@@ -156,7 +164,7 @@ class Mutation:
                     f"At most {MAX_GRAPHQL_RECORDS} records per request; upload larger reports to /reconciliation/v1/reports",
                     field=["input", "records"],
                 )
-            agreement = await _agreement(session, input.agreement_code)
+            agreement = await _agreement(session, input.agreement_code, party_id=partner_id)
             run = await reconciliation_service.create_run(
                 session=session,
                 agreement_id=agreement.id,

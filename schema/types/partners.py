@@ -76,6 +76,10 @@ class Client:
     enabled: bool
     created_at: DateTime
     partner_id: strawberry.Private[int]
+    persisted_queries_only: bool = strawberry.field(
+        default=False,
+        description="The client runs only persisted queries its partner stored (ADMIN sets it with setPersistedQueriesOnly).",
+    )
 
     @strawberry.field
     async def partner(self, info: strawberry.Info) -> Partner:
@@ -89,6 +93,7 @@ class Client:
             auth_method=row.auth_method,
             enabled=row.enabled,
             created_at=row.created_at,
+            persisted_queries_only=bool(row.persisted_queries_only),
             partner_id=row.partner_id,
         )
 

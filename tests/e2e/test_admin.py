@@ -80,8 +80,8 @@ async def test_bad_registrations_are_refused_with_the_field_at_fault_and_change_
 
 
 async def test_a_partner_rotates_and_disables_only_its_own_clients(live_server, db):
-    seoul = await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1")
-    other = await register_partner(db, code="gyeonggi-steps", kind="OPERATOR", scopes=["members:read"], unit_code="GHS", won_per_point="1")
+    seoul = await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=["members:read", "clients:manage"], unit_code="SWM", won_per_point="1")
+    other = await register_partner(db, code="gyeonggi-steps", kind="OPERATOR", scopes=["members:read", "clients:manage"], unit_code="GHS", won_per_point="1")
     gw = GatewayClient(live_server.url, seoul.client_id, seoul.client_secret)
     rotate = "mutation($i: ClientIdInput!) { rotateClientSecret(input: $i) { client { clientId } clientSecret errors { code } } }"
     disable = "mutation($i: ClientIdInput!) { disableClient(input: $i) { client { clientId enabled } errors { code } } }"
@@ -133,7 +133,8 @@ async def test_an_operator_sees_only_its_own_agreements(live_server, db):
 
 
 def test_create_admin_client_prints_only_json_credentials_that_work(live_server):
-    env = {**os.environ, "GATEWAY_DATABASE_URL": live_server.settings.database_url, "GATEWAY_SECRET_KEY": live_server.settings.secret_key}
+    env = {**os.environ, "GATEWAY_DATABASE_URL": live_server.settings.database_url, "GATEWAY_SECRET_KEY": live_server.settings.secret_key,
+           "GATEWAY_ENV": live_server.settings.env}
     run = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "create-admin-client", "--json", "--no-migrate"],
         capture_output=True, text=True, env=env, timeout=120, check=True,

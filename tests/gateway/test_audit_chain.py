@@ -138,6 +138,7 @@ def _cli(database_url: str) -> subprocess.CompletedProcess:
         **os.environ,
         "GATEWAY_DATABASE_URL": database_url,
         "GATEWAY_SECRET_KEY": "test-secret-key-not-for-production",
+        "GATEWAY_ENV": "development",  # the test key is too weak for production (by design)
     }
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", "audit", "verify"],

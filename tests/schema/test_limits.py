@@ -4,16 +4,20 @@ the environment. A few checks run the schema in-process where HTTP adds nothing.
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from graphql import get_introspection_query
+from graphql import get_introspection_query, parse
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from gateway.models import Partner
 from schema.extensions import VALIDATION_CACHE_SIZE
-from schema.limits import rules_for
+from schema import build_schema
+from schema.cost import operation_cost
+from schema.fragments import root_fields
+from schema.limits import rules_for, shape_errors
 from tests.support.auth import get_token, post_graphql, register_partner
 from tests.support.schema import execute, principal
 
@@ -218,3 +222,79 @@ async def test_the_limits_keep_validation_caching_effective(db, settings):
     after = cache.cache_info()
     assert after.hits - before.hits == 3
     assert after.misses == before.misses
+
+
+# ---------------------------------------------------------------- fragments and cost, on the real schema
+
+
+def _bomb(k: int) -> str:
+    spreads = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(k))
+    return f"query {{ ...F0 }} {spreads} fragment F{k} on Query {{ viewer {{ clientId }} }}"
+
+
+def _shape_errors(query: str, **limits) -> list[str]:
+    limits = {"max_depth": 12, "max_aliases": 30, "max_fields": 2000, **limits}
+    return [e.message for e in shape_errors(parse(query, max_tokens=5000), **limits)]
+
+
+def test_a_fragment_spread_twice_at_every_level_is_measured_without_expanding_it():
+    """2^400 fields are counted in the time the 400 fragments take to read (strawberry's
+    depth limiter took seconds for k=17 and would never finish for k=400)."""
+    for k in (17, 400):
+        started = time.perf_counter()
+        [message] = _shape_errors(_bomb(k))
+        assert time.perf_counter() - started < 0.1
+        assert "fields once its fragments are spread" in message
+    assert _shape_errors(_bomb(9)) == []  # 2^10 fields: within 2,000
+    assert _shape_errors(_bomb(10)) == ["'anonymous' expands to 2,048 fields once its fragments are spread; at most 2,000 are allowed"]
+
+
+def test_fragments_count_for_depth_and_aliases_exactly_as_if_expanded():
+    nested = "{ viewer { partner { ...A } } } fragment A on Partner { operator { ...B } } fragment B on Partner { %s }"
+    eleven, twelve = ("operator { " * n + "code" + " }" * n for n in (9, 10))
+    assert _shape_errors(nested % eleven) == []  # 12 levels
+    assert _shape_errors(nested % twelve) == ["'anonymous' exceeds maximum operation depth of 12"]
+    aliased = "{ ...F ...G } fragment F on Query { %s } fragment G on Query { ...F }"
+    assert _shape_errors(aliased % " ".join(f"a{i}: viewer {{ clientId }}" for i in range(15))) == []
+    assert _shape_errors(aliased % " ".join(f"a{i}: viewer {{ clientId }}" for i in range(16))) == [
+        "32 aliases found. Allowed: 30"
+    ]
+    # A cycle or an unknown fragment is the spec rules' to report; the walk just ends.
+    assert _shape_errors("{ ...A } fragment A on Query { viewer { clientId } ...A ...Missing }") == []
+
+
+def test_root_fields_take_each_fragment_once_as_execution_does():
+    document = parse(_bomb(400) + " query Other { __typename ...F400 partners { pageInfo { hasNextPage } } }")
+    first, other = (d for d in document.definitions if d.kind == "operation_definition")
+    assert [f.name.value for f in root_fields(document, first.selection_set)] == ["viewer"]
+    assert [f.name.value for f in root_fields(document, other.selection_set)] == ["viewer", "partners"]
+
+
+COSTS = [
+    ("{ viewer { clientId scopes } }", None, 1),  # an object: 1; scalars and scalar lists: 0
+    ("{ __schema { types { name fields { name } } } }", None, 0),  # introspection
+    ("{ partners(first: 7) { edges { cursor node { code } } pageInfo { hasNextPage } } }", None, 8),
+    ("{ partners { edges { node { code } } } }", None, 51),  # the field's default page, 50
+    ("query($n: Int) { partners(first: $n) { edges { node { code } } } }", {"n": 120}, 121),
+    ("query($n: Int = 3) { partners(first: $n) { edges { node { code } } } }", None, 4),
+    ("query($n: Int) { partners(first: $n) { edges { node { code } } } }", {"n": None}, 51),
+    # An unpaginated list of objects counts 10; a page inside it multiplies: 10 x (1 + 1 + 5).
+    ("{ connectors { partner { code } runs(first: 5) { id } } }", None, 70),
+    # Fragments and an abstract type: node 1, the connection 1, 30 discrepancies.
+    (
+        "{ node(id: \"x\") { ... on ReconciliationRun { ...D } } } "
+        "fragment D on ReconciliationRun { discrepancies(first: 30) { ...E } } "
+        "fragment E on DiscrepancyConnection { edges { node { kind } } }",
+        None,
+        32,
+    ),
+    # Priced as if expanded (as the field limit counts), in time linear in the document.
+    (_bomb(9), None, 512),
+]
+
+
+@pytest.mark.parametrize("query, variables, expected", COSTS)
+def test_the_price_of_an_operation(query, variables, expected):
+    document = parse(query)
+    operation = next(d for d in document.definitions if d.kind == "operation_definition")
+    assert operation_cost(build_schema()._schema, document, operation, variables) == expected

@@ -1,5 +1,5 @@
-"""GET /metrics: Prometheus text with requests by route and status, GraphQL operations
-and their durations, and refusals by limit."""
+"""GET /metrics (a `metrics:read` token): Prometheus text with requests by route and status,
+GraphQL operations and their durations, and refusals by limit."""
 from __future__ import annotations
 
 import httpx
@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.auth import get_token, post_graphql, register_partner
 
 
-def _samples(live_server) -> dict[tuple[str, frozenset], float]:
-    response = httpx.get(live_server.url + "/metrics")
+def _samples(live_server, token: str) -> dict[tuple[str, frozenset], float]:
+    response = httpx.get(live_server.url + "/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -28,12 +28,14 @@ def _value(samples, name: str, **labels) -> float:
 async def test_metrics_count_requests_operations_and_refusals(db, live_server):
     reg = await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
     token = get_token(live_server.url, reg.client_id, reg.client_secret)
-    before = _samples(live_server)
+    monitor = await register_partner(db, code="office", kind="ADMIN", scopes=["metrics:read"])
+    metrics_token = get_token(live_server.url, monitor.client_id, monitor.client_secret)
+    before = _samples(live_server, metrics_token)
 
     assert post_graphql(live_server.url, token, "{ viewer { clientId } }").status_code == 200
     assert post_graphql(live_server.url, token, "{ viewr { clientId } }").status_code == 200
     assert post_graphql(live_server.url, token, "{ viewer { clientId } }").status_code == 429
-    after = _samples(live_server)
+    after = _samples(live_server, metrics_token)
 
     def grew(name: str, **labels) -> float:
         return _value(after, name, **labels) - _value(before, name, **labels)
@@ -49,4 +51,4 @@ async def test_metrics_count_requests_operations_and_refusals(db, live_server):
     assert grew("gateway_http_requests_total", route="/oauth/token", method="POST", status="200") == 0
     unmatched = httpx.get(live_server.url + "/no/such/path/12345")
     assert unmatched.status_code == 404
-    assert _value(_samples(live_server), "gateway_http_requests_total", route="unmatched", method="GET", status="404") >= 1
+    assert _value(_samples(live_server, metrics_token), "gateway_http_requests_total", route="unmatched", method="GET", status="404") >= 1

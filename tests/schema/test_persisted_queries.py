@@ -8,7 +8,7 @@ import httpx
 import sqlalchemy as sa
 
 from gateway.models import OAuthClient, PersistedQuery
-from tests.support.auth import get_token, register_partner
+from tests.support.auth import add_client, get_token, register_partner
 
 VIEWER = "query Who { viewer { clientId partner { code } } }"
 
@@ -58,8 +58,9 @@ async def test_an_unknown_hash_is_asked_for_then_stored_with_its_query_and_run_b
     assert full["data"]["viewer"]["partner"]["code"] == "walk-a"
     assert await _stored(db) == [sha]
 
-    by_hash = _post(live_server, other, None, sha)
-    assert by_hash["data"]["viewer"]["partner"]["code"] == "walk-b"
+    assert _post(live_server, token, None, sha)["data"]["viewer"]["partner"]["code"] == "walk-a"
+    # Each partner has a store of its own (issue 17): the hash is unknown to another partner.
+    assert _code(_post(live_server, other, None, sha)) == "PERSISTED_QUERY_NOT_FOUND"
 
 
 async def test_a_wrong_hash_or_an_invalid_query_is_not_stored(db, live_server):
@@ -78,8 +79,9 @@ async def test_a_wrong_hash_or_an_invalid_query_is_not_stored(db, live_server):
 
 
 async def test_a_persisted_only_client_runs_known_queries_and_nothing_else(db, live_server):
-    _, open_token = await _operator(db, live_server, "walk-a", "WA")
     locked_id, locked = await _operator(db, live_server, "walk-b", "WB")
+    sibling = await add_client(db, "walk-b", scopes=["members:read"])  # shares walk-b's persisted queries
+    open_token = get_token(live_server.url, sibling.client_id, sibling.client_secret)
     async with db.transaction() as session:
         await session.execute(
             sa.update(OAuthClient).where(OAuthClient.client_id == locked_id).values(persisted_queries_only=True)
