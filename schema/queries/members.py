@@ -5,12 +5,14 @@ from typing import Optional
 
 import strawberry
 
-from gateway import members as member_service, partners as partner_service
+from gateway import members as member_service
+from gateway import partners as partner_service
+from gateway.models import Account, OwnerKind, PartnerKind
+from gateway.models import LedgerEntry as LedgerEntryRow
 from gateway.models import Member as MemberRow
-from gateway.models import PartnerKind
 from schema.node import node_resolver
 from schema.permissions import OPERATOR, needs, principal_of, visible_to
-from schema.types.members import Member
+from schema.types.members import LedgerEntry, Member
 
 
 @node_resolver("Member")
@@ -19,6 +21,21 @@ async def _member_node(info, pk: int) -> Member | None:
     if row is None or not visible_to(principal_of(info), row.operator_id):
         return None
     return Member.from_model(row)
+
+
+@node_resolver("LedgerEntry")
+async def _ledger_entry_node(info, pk: int) -> LedgerEntry | None:
+    """An entry of a member's wallet, for the member's operator (as `member { entries }` shows it).
+    Entries of the program's own accounts (issuance, clearing, ...) are no partner's: None."""
+    session = info.context.session
+    row = await session.get(LedgerEntryRow, pk)
+    account = await session.get(Account, row.account_id) if row is not None else None
+    if account is None or account.owner_kind != OwnerKind.MEMBER:
+        return None
+    member = await session.get(MemberRow, account.owner_id)
+    if member is None or not visible_to(principal_of(info), member.operator_id):
+        return None
+    return LedgerEntry.from_model(row)
 
 
 @strawberry.type

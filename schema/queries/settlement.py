@@ -14,7 +14,7 @@ from gateway.models import SettlementStatus
 from schema.ids import decode_pk
 from schema.node import node_resolver
 from schema.pagination import Connection, paginate
-from schema.permissions import OPERATOR, needs, principal_of
+from schema.permissions import OPERATOR, needs, principal_of, visible_to
 from schema.types.settlement import (
     Discrepancy,
     ReconciliationRun,
@@ -31,11 +31,8 @@ def party_filter(info) -> int | None:
 
 
 async def _is_party(info, agreement_id: int) -> bool:
-    partner_id = party_filter(info)
-    if partner_id is None:
-        return True
     agreement = await load_agreement(info, agreement_id)
-    return agreement is not None and partner_id in (agreement.operator_a_id, agreement.operator_b_id)
+    return agreement is not None and visible_to(principal_of(info), agreement.operator_a_id, agreement.operator_b_id)
 
 
 @node_resolver("Settlement")
