@@ -380,28 +380,106 @@ def _sync_accounts(accounts: Iterable[Account], after: dict[int, tuple[int, int]
 
 
 def _lot_order():
-    return (Lot.expires_at.is_(None), Lot.expires_at, Lot.id)
+    """FIFO: soonest expiry first, never-expiring last, then by id. NULLS LAST is PostgreSQL's
+    default for ascending, so this order walks the index (account_id, expires_at, id)."""
+    return (Lot.expires_at.asc().nulls_last(), Lot.id)
 
 
-async def _take_from_lots(session: AsyncSession, account_id: int, amount: int, lots: Sequence[Lot] | None = None) -> None:
-    """Take `amount` of free points from the wallet's lots, oldest first."""
-    if lots is None:
-        lots = (
+#: Lots the database looks at in one read of a spend (only those consumed are sent back);
+#: the next read, if the spend needs more, looks at four times as many.
+LOT_BATCH = 64
+
+
+def _after_lot(expires_at: dt.datetime | None, lot_id: int):
+    """Lots after (expires_at, id) in `_lot_order` (keyset continuation)."""
+    if expires_at is None:
+        return sa.and_(Lot.expires_at.is_(None), Lot.id > lot_id)
+    return sa.or_(
+        Lot.expires_at > expires_at,
+        sa.and_(Lot.expires_at == expires_at, Lot.id > lot_id),
+        Lot.expires_at.is_(None),
+    )
+
+
+async def _free_lots(session: AsyncSession, account_id: int, amount: int) -> list[dict]:
+    """The wallet's oldest lots with free points, just enough to cover `amount` (all of them if
+    they fall short), as dicts (id, remaining, expires_at), oldest first.
+
+    One statement reads the next `LOT_BATCH` free lots in FIFO order (an index range scan) and
+    sends back only those the running sum needs, so a spend costs the lots it consumes, not
+    the wallet's history. The caller has already updated (so row-locked) the wallet: no
+    spender or expiry can move these lots meanwhile, and they need no lock of their own."""
+    t = Lot.__table__
+    found: list[dict] = []
+    batch, after = LOT_BATCH, None
+    while amount > 0:
+        stmt = sa.select(t.c.id, t.c.remaining, t.c.expires_at).where(t.c.account_id == account_id, t.c.remaining > 0)
+        if after is not None:
+            stmt = stmt.where(_after_lot(*after))
+        window = stmt.order_by(*_lot_order()).limit(batch).subquery()
+        order = (window.c.expires_at.asc().nulls_last(), window.c.id)
+        ranked = sa.select(
+            window.c.id, window.c.remaining, window.c.expires_at,
+            (sa.func.sum(window.c.remaining).over(order_by=order) - window.c.remaining).label("before"),
+        ).subquery()
+        rows = (
             await session.execute(
-                sa.select(Lot)
-                .where(Lot.account_id == account_id, Lot.remaining > 0)
-                .order_by(*_lot_order())
-                .execution_options(populate_existing=True)
+                sa.select(ranked.c.id, ranked.c.remaining, ranked.c.expires_at)
+                .where(ranked.c.before < amount)
+                .order_by(ranked.c.expires_at.asc().nulls_last(), ranked.c.id)
             )
-        ).scalars()
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            found.append(dict(id=row.id, remaining=row.remaining, expires_at=row.expires_at))
+            amount -= row.remaining
+        after, batch = (rows[-1].expires_at, rows[-1].id), batch * 4
+    return found  # short only when the caller's amount counts lots not written yet (post_many)
+
+
+def _takes(lots: Iterable, amount: int) -> list[tuple[int, int]]:
+    """(lot id, points taken) taking `amount` from `lots` (dicts or Lot objects) in their order."""
+    takes = []
     for lot in lots:
         if amount <= 0:
             break
-        take = min(lot.remaining, amount)
-        lot.remaining -= take
-        amount -= take
+        remaining = lot["remaining"] if isinstance(lot, dict) else lot.remaining
+        take = min(remaining, amount)
+        if take:
+            takes.append((lot["id"] if isinstance(lot, dict) else lot.id, take))
+            amount -= take
     if amount > 0:  # pragma: no cover - the invariant sum(remaining) == available forbids it
-        raise RuntimeError(f"wallet {account_id} lots are short of {amount} points")
+        raise RuntimeError(f"lots are short of {amount} points")
+    return takes
+
+
+async def _apply_takes(session: AsyncSession, takes: Sequence[tuple[int, int]], *, hold: bool = False) -> None:
+    """Take points from lots with one Core UPDATE (relative, so no ORM objects are needed);
+    with `hold` the points move to the lots' held part."""
+    if not takes:
+        return
+    t = Lot.__table__
+    values = {"remaining": t.c.remaining - sa.bindparam("b_take")}
+    if hold:
+        values["held"] = t.c.held + sa.bindparam("b_take")
+    stmt = sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(**values)
+    params = [dict(b_id=lot_id, b_take=take) for lot_id, take in takes]
+    await session.execute(stmt, params if len(params) > 1 else params[0])
+
+
+async def _take_from_lots(session: AsyncSession, account_id: int, amount: int, lots: Sequence[Lot] | None = None) -> None:
+    """Take `amount` of free points from the wallet's lots, oldest first (`lots`: the caller's
+    own pick, in order, e.g. expiry's lots past their date)."""
+    if lots is None:
+        await _apply_takes(session, _takes(await _free_lots(session, account_id, amount), amount))
+        return
+    takes = _takes(lots, amount)
+    await _apply_takes(session, takes)
+    taken = dict(takes)
+    for lot in lots:  # keep the caller's objects true to the database
+        if lot.id in taken:
+            set_committed_value(lot, "remaining", lot.remaining - taken[lot.id])
 
 
 async def _new_lot(session: AsyncSession, *, account: Account, entry: LedgerEntry, leg: Leg, now: dt.datetime) -> None:
@@ -563,10 +641,10 @@ class Posting:
     reference: str | None = None
 
 
-def _lot_key(lot) -> tuple:
-    expires_at = lot["expires_at"] if isinstance(lot, dict) else lot.expires_at
-    seq = lot["_seq"] if isinstance(lot, dict) else lot.id
-    return (expires_at is None, expires_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc), seq)
+def _lot_key(lot: dict) -> tuple:
+    """`_lot_order` for lots held as dicts (`_seq`: the id, or above every id for a new lot)."""
+    expires_at = lot["expires_at"]
+    return (expires_at is None, expires_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc), lot["_seq"])
 
 
 async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: dt.datetime | None = None) -> list[str]:
@@ -633,18 +711,19 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
     entry_ids = await bulk_insert(session, LedgerEntry, entry_rows)
 
     if lot_ops:
-        debited = sorted({op[1] for op in lot_ops if op[0] == "debit"})
-        lots: dict[int, list] = {}
-        if debited:
-            for lot in (
-                await session.execute(
-                    sa.select(Lot)
-                    .where(Lot.account_id.in_(debited), Lot.remaining > 0)
-                    .order_by(Lot.account_id, *_lot_order())
-                    .execution_options(populate_existing=True)
-                )
-            ).scalars():
-                lots.setdefault(lot.account_id, []).append(lot)
+        # The existing lots these debits may consume: a FIFO prefix of each wallet's free lots
+        # covering its debits in this batch (new lots of the batch can only be consumed instead).
+        debits: dict[int, int] = {}
+        for op, account_id, amount, _ in lot_ops:
+            if op == "debit":
+                debits[account_id] = debits.get(account_id, 0) + amount
+        lots: dict[int, list[dict]] = {}
+        existing: list[dict] = []
+        for account_id in sorted(debits):
+            pile = lots[account_id] = await _free_lots(session, account_id, debits[account_id])
+            for lot in pile:
+                lot.update(_seq=lot["id"], _taken=0)
+            existing += pile
         new_lots: list[dict] = []
         expiry_cache: dict[int, dt.datetime | None] = {}
         for op, account_id, amount, extra in lot_ops:
@@ -672,17 +751,14 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
                 for lot in pile:
                     if amount <= 0:
                         break
-                    remaining = lot["remaining"] if isinstance(lot, dict) else lot.remaining
-                    take = min(remaining, amount)
-                    if take:
-                        if isinstance(lot, dict):
-                            lot["remaining"] -= take
-                        else:
-                            lot.remaining -= take
-                        amount -= take
+                    take = min(lot["remaining"], amount)
+                    lot["remaining"] -= take
+                    if "_taken" in lot:
+                        lot["_taken"] += take
+                    amount -= take
                 if amount > 0:  # pragma: no cover - the lot invariant forbids it
                     raise RuntimeError(f"wallet {account_id} lots are short of {amount} points")
-        await session.flush()
+        await _apply_takes(session, [(lot["id"], lot["_taken"]) for lot in existing if lot["_taken"]])
         if new_lots:
             for lot in new_lots:
                 del lot["_seq"]
@@ -755,24 +831,10 @@ async def create_hold(
         session.add(hold)
         await session.flush()
         if debit.has_lots:
-            lots = (
-                await session.execute(
-                    sa.select(Lot)
-                    .where(Lot.account_id == debit.id, Lot.remaining > 0)
-                    .order_by(*_lot_order())
-                    .execution_options(populate_existing=True)
-                )
-            ).scalars()
-            left = amount
-            for lot in lots:
-                if left <= 0:
-                    break
-                take = min(lot.remaining, left)
-                lot.remaining -= take
-                lot.held += take
-                left -= take
-                session.add(HoldLot(hold_id=hold.id, lot_id=lot.id, amount=take))
-            await session.flush()
+            takes = _takes(await _free_lots(session, debit.id, amount), amount)
+            await _apply_takes(session, takes, hold=True)
+            rows = [dict(hold_id=hold.id, lot_id=lot_id, amount=take) for lot_id, take in takes]
+            await session.execute(sa.insert(HoldLot.__table__), rows if len(rows) > 1 else rows[0])
     _sync_accounts([debit], {debit.id: after})
     return hold
 
