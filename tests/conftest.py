@@ -22,6 +22,7 @@ import pytest
 
 from gateway.db import Database
 from gateway.settings import Settings
+from tests.support.exclusive import Exclusive
 from tests.support.pgpool import PgDatabases
 from tests.support.progress import FileProgress
 from tests.support.redisdb import RedisDatabases
@@ -43,13 +44,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): tests that one xdist worker runs one after the other")
     if CI and set(BACKENDS) != {"sqlite", "postgresql"}:
         raise pytest.UsageError(f"under CI the suite runs on both backends, not GATEWAY_TEST_BACKENDS={BACKENDS}")
+    config.addinivalue_line("markers", "exclusive: no other test of the run runs meanwhile (xdist workers wait)")
     if not hasattr(config, "workerinput"):  # the controlling process (with or without xdist)
         config.pluginmanager.register(FileProgress(config), "file-progress")
+    elif config.option.basetemp:  # an xdist worker: its basetemp is in the run's, shared by all
+        config.pluginmanager.register(Exclusive(Path(config.option.basetemp).parent), "exclusive")
 
 
 # Tests that start several gateway processes of their own (or a fuzzer and its server): under
-# pytest-xdist with `--dist loadgroup` one worker runs them one after the other, so that two
-# of them never compete for the cores that their time limits assume.
+# pytest-xdist with `--dist loadgroup` one worker runs them one after the other, and each
+# runs alone (`exclusive`), so that they never compete for the cores that their time
+# limits assume. Mark a test `exclusive` yourself if it measures time or needs both cores.
 SEVERAL_PROCESSES = (
     "tests/e2e/test_concurrency_pg.py",
     "tests/e2e/test_limits_redis.py",
@@ -61,6 +66,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("pg_only") or item.nodeid.split("::", 1)[0] in SEVERAL_PROCESSES:
             item.add_marker(pytest.mark.xdist_group("several-processes"))
+            params = getattr(item, "callspec", None) and item.callspec.params
+            if not params or params.get("database_url") != "sqlite":  # those skip at once
+                item.add_marker(pytest.mark.exclusive)
 
 
 def pytest_sessionfinish(session, exitstatus):

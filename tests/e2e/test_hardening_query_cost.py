@@ -73,7 +73,7 @@ async def test_a_fragment_bomb_is_refused_at_once(db, live_server):
         response = post_graphql(live_server.url, token, fragment_bomb(k))
         elapsed = time.perf_counter() - started
         body = _refused(response)
-        assert elapsed < 1.0, (k, elapsed)
+        assert elapsed < 2.5, (k, elapsed)  # the old walk took 5 s for k=17 and never ended for 400
         assert "fields once its fragments are spread" in body["errors"][0]["message"]
 
     # 1,200 repeats of one field: 2,400 fields. Over the limit, the document is not also
@@ -81,7 +81,7 @@ async def test_a_fragment_bomb_is_refused_at_once(db, live_server):
     repeated = "{ " + "viewer { clientId } " * 1200 + "}"
     started = time.perf_counter()
     body = _refused(post_graphql(live_server.url, token, repeated))
-    assert time.perf_counter() - started < 0.3
+    assert time.perf_counter() - started < 1.0  # ~1.5 s when the quadratic rule ran too
     assert "2,400 fields" in body["errors"][0]["message"]
 
     served = post_graphql(live_server.url, token, VIEWER).json()
@@ -131,7 +131,7 @@ async def test_a_mutation_fragment_bomb_is_refused_and_audited_once(db, live_ser
 
     started = time.perf_counter()
     _refused(post_graphql(live_server.url, admin, fragment_bomb(17, "mutation", create)))
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.5
 
     async with db.session() as session:
         events = (

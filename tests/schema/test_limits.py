@@ -243,7 +243,7 @@ def test_a_fragment_spread_twice_at_every_level_is_measured_without_expanding_it
     for k in (17, 400):
         started = time.perf_counter()
         [message] = _shape_errors(_bomb(k))
-        assert time.perf_counter() - started < 0.1
+        assert time.perf_counter() - started < 1.0  # milliseconds when quiet; the old walk: seconds, or never
         assert "fields once its fragments are spread" in message
     assert _shape_errors(_bomb(9)) == []  # 2^10 fields: within 2,000
     assert _shape_errors(_bomb(10)) == ["'anonymous' expands to 2,048 fields once its fragments are spread; at most 2,000 are allowed"]
