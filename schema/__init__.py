@@ -4,6 +4,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.tools import merge_types
 
+from schema.descriptions import describe
 from schema.input_text import StorableText
 from schema.mutations import campaigns as campaign_mutations
 from schema.mutations import donations as donation_mutations
@@ -60,9 +61,11 @@ def build_schema(extensions: list | None = None) -> strawberry.Schema:
 
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS)
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=query, mutation=mutation, extensions=[*default_extensions(), StorableText, *(extensions or [])]
     )
+    describe(schema._schema)  # the catalogue fills what the strawberry definitions leave undescribed
+    return schema
 
 
 def export_sdl() -> str:
