@@ -86,6 +86,7 @@ Client.authMethod: How the client authenticates at the token endpoint.
 Client.enabled: False once disabled: the client gets no tokens and its tokens are refused.
 Client.createdAt: When the client was created.
 Client.partner: The partner the client acts for.
+CreateClientPayload: What createClient answers: the new client and, once, its secret; or the business errors that stopped it.
 CreatePartnerInput: A new partner.
 CreatePartnerInput.code: Stable slug, unique, e.g. seoul-walking.
 CreatePartnerInput.name: Display name.
@@ -114,7 +115,7 @@ MemberStatus.SUSPENDED: Earns and spends nothing until set ACTIVE again.
 MemberStatus.CLOSED: Closed for good; earns and spends nothing.
 Member: A walker enrolled with an operator, and their points.
 Member.status: Whether the member may earn and spend.
-Member.enrolledAt: When the member was enrolled (first recorded).
+Member.enrolledAt: When the member was enrolled: its first walking record or campaign join.
 Member.operator: The operator the member belongs to.
 Member.balance: The member's points now.
 Member.activities: The member's walking days, newest first.
@@ -161,7 +162,7 @@ Activity.updatedAt: When the day's figures were last recorded.
 ActivityInput: A member's walking total for one day.
 ActivityInput.memberExternalId: The operator's identifier of its member; an unknown one is enrolled.
 ActivityInput.date: The day walked, Asia/Seoul; at most 400 days back, never in the future.
-ActivityInput.steps: Steps walked that day (0 to 100,000).
+ActivityInput.steps: Steps walked that day; more than a person walks in a day (100,000 by default) is REJECTED.
 ActivityInput.distanceMeters: Distance walked that day, in metres.
 ActivityInput.source: Where the figures came from, e.g. app or pedometer.
 ActivityStatus: What recording a day did.
@@ -176,5 +177,6 @@ ActivityResult.date: The day the record was for.
 ActivityResult.status: What recording it did.
 ActivityResult.reason: Why it was REJECTED, or why less than the correction was taken back; null otherwise.
 RecordActivitiesInput: A batch of walking days to credit.
+RecordActivitiesPayload: What recordActivities answers: one result per record; or, when the batch as a whole was refused (e.g. over 1,000 records), business errors and no results.
 RecordActivitiesPayload.results: One result per record, in the order sent; one bad record never fails the others.
 """

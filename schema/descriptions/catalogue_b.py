@@ -78,7 +78,8 @@ CreateCampaignInput.wonPerAchiever: Won the sponsor gives per participant reachi
 CreateCampaignInput.matchRatio: Won the sponsor adds per won members donate on the campaign, e.g. "1.0"; "0" for none.
 CreateCampaignInput.budgetWon: The most the sponsor gives on the campaign, in won.
 JoinCampaignInput: Enrols a member in a campaign.
-JoinCampaignInput.memberExternalId: The operator's identifier of its member.
+JoinCampaignPayload: What joinCampaign answers: the campaign joined, or the business errors that stopped it.
+JoinCampaignInput.memberExternalId: The operator's identifier of its member; an unknown one is enrolled.
 JoinCampaignInput.campaignCode: Code of an ACTIVE or SCHEDULED campaign.
 Donation: Points a member donated to a beneficiary.
 Donation.reference: Reference shared with every partner the donation concerns.

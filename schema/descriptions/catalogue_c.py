@@ -12,8 +12,8 @@ Agreement.operatorA: One operator party to the agreement.
 Agreement.operatorB: The other operator party to the agreement.
 AgreementStatus: Whether an agreement is in force.
 AgreementStatus.ACTIVE: In force: cross-program movements it allows are accepted.
-AgreementStatus.SUSPENDED: Paused by the program office: no new cross-program movements (NO_AGREEMENT).
-AgreementStatus.ENDED: Ended: no new cross-program movements; its settlements remain.
+AgreementStatus.SUSPENDED: Suspended: no new cross-program movements under it (NO_AGREEMENT); its settlements remain.
+AgreementStatus.ENDED: Ended: no new cross-program movements under it (NO_AGREEMENT); its settlements remain.
 SettlementPeriod: How often two operators settle.
 SettlementPeriod.DAILY: Every day, Asia/Seoul.
 SettlementPeriod.WEEKLY: Every seven days from the agreement's startsOn.
@@ -93,6 +93,7 @@ SubmitReconciliationReportInput.agreementCode: The agreement's code.
 SubmitReconciliationReportInput.periodStart: First day of the period, Asia/Seoul.
 SubmitReconciliationReportInput.periodEnd: Last day of the period (inclusive), Asia/Seoul.
 SubmitReconciliationReportInput.records: The operator's records of the period.
+ReconciliationPayload: What submitReconciliationReport answers: the reconciliation run, or the business errors that stopped it.
 ReconciliationRecordInput: One movement as the operator recorded it.
 ReconciliationRecordInput.kind: The kind of movement.
 ReconciliationRecordInput.amountWon: Its gross won value.
@@ -131,7 +132,7 @@ SyncConnectorInput.job: The job to run.
 DeliveryStatus: Where a webhook delivery stands.
 DeliveryStatus.PENDING: Not yet accepted; retried on the Standard Webhooks schedule.
 DeliveryStatus.DELIVERED: The endpoint answered 2xx.
-DeliveryStatus.FAILED: Retries ran out (or the endpoint was disabled); redeliverWebhook sends it again.
+DeliveryStatus.FAILED: Retries ran out, or the endpoint answered 410 (and was disabled); redeliverWebhook sends it again.
 WebhookEndpoint: A partner's URL that receives signed events of the types it chose (docs/webhooks.md).
 WebhookEndpoint.url: The URL events are POSTed to.
 WebhookEndpoint.eventTypes: Event types sent to it, e.g. redemption.captured.
@@ -144,8 +145,9 @@ WebhookDelivery.attempts: Attempts made so far.
 WebhookDelivery.lastStatusCode: HTTP status of the last attempt; null when none answered.
 WebhookDelivery.lastError: Why the last attempt failed; null when none did.
 WebhookDelivery.nextAttemptAt: When it is tried next; null once DELIVERED or FAILED.
-WebhookDelivery.createdAt: When the event happened.
+WebhookDelivery.createdAt: When the delivery was queued, in the same transaction as the change it reports.
 WebhookDelivery.endpoint: The endpoint it goes to.
+CreateWebhookEndpointPayload: What createWebhookEndpoint answers: the endpoint and, once, its signing secret; or the business errors that stopped it.
 CreateWebhookEndpointInput: A new webhook endpoint of the caller.
 CreateWebhookEndpointInput.url: The https:// (or http://) URL to POST events to; private, loopback and metadata addresses are refused.
 CreateWebhookEndpointInput.eventTypes: Event types to send, from the contract's list.
