@@ -11,12 +11,15 @@ from graphql import (
     GraphQLInputObjectType,
     GraphQLInterfaceType,
     GraphQLObjectType,
+    build_client_schema,
     build_schema as parse_sdl,
+    get_introspection_query,
     specified_scalar_types,
 )
 
 from schema import build_schema, export_sdl
 from schema.descriptions import catalogue, coordinates
+from tests.support.auth import get_token, graphql, register_partner
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "connectors" / "pos_openapi.yaml"
@@ -56,6 +59,16 @@ def test_the_exported_sdl_carries_the_descriptions():
     """What partners download (`mileage-gateway export-schema`) is described too."""
     missing = undescribed(parse_sdl(export_sdl()))
     assert not missing, f"{len(missing)} undescribed in the exported SDL:\n" + "\n".join(missing)
+
+
+async def test_introspection_over_http_describes_everything(db, live_server):
+    """What a partner's tooling (GraphiQL, codegen) reads from the running gateway."""
+    office = await register_partner(db, code="office", kind="ADMIN", scopes=["admin"])
+    token = get_token(live_server.url, office.client_id, office.client_secret)
+    result = graphql(live_server.url, token, get_introspection_query(descriptions=True))
+    assert "errors" not in result, result
+    missing = undescribed(build_client_schema(result["data"]))
+    assert not missing, f"{len(missing)} undescribed over introspection:\n" + "\n".join(missing)
 
 
 def test_every_catalogue_line_names_a_schema_element():
