@@ -56,7 +56,10 @@ def _words(type_name: str) -> str:
 def _by_rule(type_name: str, field: str | None, argument: str | None) -> str | None:
     """Descriptions of Relay and payload plumbing, the same on every type."""
     if argument == "first":
-        return "Return at most this many items; above the page-size limit (500 unless configured) the request is refused with LIMIT_EXCEEDED."
+        return (
+            "Return at most this many items; above the page-size limit (500 unless configured)"
+            " the request is refused with LIMIT_EXCEEDED."
+        )
     if argument == "after":
         return "Return the items after this cursor (an `endCursor` or edge `cursor` of an earlier page)."
     if argument == "input" and type_name == "Mutation":
@@ -81,7 +84,8 @@ def _by_rule(type_name: str, field: str | None, argument: str | None) -> str | N
             return "Opaque cursor of this item; pass it as `after` to read on from here."
     if type_name.endswith("Payload"):
         if field is None:
-            return f"What a mutation answers: the {_words(type_name[: -len('Payload')])} it created or changed, or the business errors that stopped it."
+            what = _words(type_name[: -len("Payload")])
+            return f"What a mutation answers: the {what} it created or changed, or the business errors that stopped it."
         if field == "errors":
             return "Business errors; when not empty, the mutation changed nothing and the other fields are null."
         return "The object the mutation created or changed; null when `errors` is not empty."

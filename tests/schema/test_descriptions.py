@@ -12,10 +12,10 @@ from graphql import (
     GraphQLInterfaceType,
     GraphQLObjectType,
     build_client_schema,
-    build_schema as parse_sdl,
     get_introspection_query,
     specified_scalar_types,
 )
+from graphql import build_schema as parse_sdl
 
 from schema import build_schema, export_sdl
 from schema.descriptions import catalogue, coordinates
