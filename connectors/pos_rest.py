@@ -245,15 +245,19 @@ class PosApi:
 
     async def _mutation(self, request: Request, operation: str, work) -> Response:
         """Authenticate, parse, run `work(session, principal, key, body)` in one transaction,
-        and write the outcome to the audit log (as /graphql does for mutations)."""
+        and write the outcome to the audit log (as /graphql does for mutations): an accepted
+        call's event in its own transaction, a refused one's in a small one after it."""
 
         async def handle(principal: Principal) -> Response:
             key = self._idempotency_key(request)
             body = await self._body(request, required=False)
-            outcome = "OK"
             try:
                 async with self.state.db.transaction() as session:
                     response = await work(session, principal, key, body)
+                    # Audited in the payment's own transaction: committed exactly when audited.
+                    await audit.record(session=session, client_id=principal.client_id,
+                                       partner_id=principal.partner_id, operation=f"pos.{operation}", outcome="OK")
+                return response
             except DomainError as exc:
                 outcome = exc.code
                 response = error_response(STATUS.get(exc.code, 422), exc.code, exc.message, _field(exc.field))

@@ -91,6 +91,7 @@ JOB_MODULES: list[str] = [
     "gateway.redemption",
     "auth.jobs",
     "gateway.expiry",
+    "gateway.audit_jobs",
 ]
 
 

@@ -11,6 +11,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway import audit, metrics
 from gateway.errors import DomainError
 from schema.scalars import InvalidScalar
 
@@ -64,6 +65,22 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
+class Recorded(tuple):
+    """An audit note `(operation, outcome)` whose event is already committed (with its
+    mutation), so the AuditLog extension does not write it again."""
+
+
+async def _record_with(session: AsyncSession, ctx, operation: str) -> None:
+    principal = getattr(ctx, "principal", None)
+    await audit.record(
+        session=session,
+        client_id=principal.client_id if principal else "(anonymous)",
+        partner_id=principal.partner_id if principal else None,
+        operation=operation,
+        outcome="OK",
+    )
+
+
 async def mutate(
     info,
     work: Callable[[AsyncSession], Awaitable[T]],
@@ -71,17 +88,21 @@ async def mutate(
 ) -> P:
     """Run one mutation's service call in one transaction and shape its payload.
 
-    A DomainError rolls the transaction back (nothing changed) and becomes the
-    payload's `errors`; the outcome of every mutation is noted for the audit log.
+    A mutation that succeeds writes its audit event ("OK") in that same transaction, so
+    it is audited exactly when it commits. A DomainError rolls the transaction back
+    (nothing changed) and becomes the payload's `errors`; that refusal is noted for the
+    audit log, which the AuditLog extension writes after the operation.
     """
     ctx = info.context
     try:
         async with ctx.db.transaction() as session:
             value = await work(session)
+            await _record_with(session, ctx, info.field_name)
     except DomainError as exc:
         ctx.audit.append((info.field_name, exc.code))
         return payload(None, [UserError.of(exc)])
-    ctx.audit.append((info.field_name, "OK"))
+    ctx.audit.append(Recorded((info.field_name, "OK")))
+    metrics.AUDIT_EVENTS.labels("OK").inc()
     await ctx.after_write()
     return payload(value, [])
 

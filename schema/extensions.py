@@ -18,7 +18,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension, ValidationCache
 
 from gateway import audit, metrics
-from schema.errors import classify
+from schema.errors import Recorded, classify
 from schema.overload import mark_unavailable
 from schema.fragments import root_fields
 from schema.limits import GraphQLLimits, TokenLimit, tag_limit_errors
@@ -120,8 +120,10 @@ class AuditLog(SchemaExtension):
     Run fields come from `ctx.audit` (written by `schema.errors.mutate`: "OK" or the
     UserError code). A field refused by a permission check carries its error's code
     (FORBIDDEN); an operation refused as a whole (a limit, a validation failure, an
-    unparsable document) records each of its fields with that refusal. The events are
-    written in a transaction of their own, before the response leaves.
+    unparsable document) records each of its fields with that refusal. A field that
+    committed wrote its own event in its transaction (a `Recorded` note) and is skipped;
+    the others are written in a transaction of their own, before the response leaves,
+    unsealed and without any lock (gateway/audit.py).
     """
 
     async def on_operation(self) -> AsyncIterator[None]:
@@ -137,35 +139,40 @@ class AuditLog(SchemaExtension):
                     log.exception("could not write the audit log for an operation")
 
     def _events(self, ctx, start: int) -> list[tuple[str, str, str | None]]:
+        """The events still to write: each mutation field's, minus those already `Recorded`."""
+        return [(name, outcome, detail) for name, outcome, detail, done in self._all_events(ctx, start) if not done]
+
+    def _all_events(self, ctx, start: int) -> list[tuple[str, str, str | None, bool]]:
         context = self.execution_context
-        ran = list(getattr(ctx, "audit", [])[start:])
+        ran = [(note[0], note[1], isinstance(note, Recorded)) for note in getattr(ctx, "audit", [])[start:]]
         errors = _errors(context)
         operation = _operation(context)
         if operation is None:
             if context.graphql_document is None and _looks_like_mutation(context.query):
                 error = errors[0] if errors else None
                 outcome = _code(error, "GRAPHQL_PARSE_FAILED") if error else "GRAPHQL_PARSE_FAILED"
-                return [("(unparsed mutation)", outcome, error.message[:500] if error else None)]
-            return [(name, outcome, None) for name, outcome in ran]
+                return [("(unparsed mutation)", outcome, error.message[:500] if error else None, False)]
+            return [(name, outcome, None, done) for name, outcome, done in ran]
         if operation.operation != OperationType.MUTATION:
-            return [(name, outcome, None) for name, outcome in ran]
+            return [(name, outcome, None, done) for name, outcome, done in ran]
 
         # An error without a path refused the whole operation (a limit, validation, variables).
         pre_error = next((e for e in errors if not e.path), None)
-        events: list[tuple[str, str, str | None]] = []
+        events: list[tuple[str, str, str | None, bool]] = []
         for field in _root_fields(context.graphql_document, operation.selection_set):
             name = field.name.value
             key = field.alias.value if field.alias else name
-            done = next((i for i, (op, _) in enumerate(ran) if op == name), None)
+            done = next((i for i, (op, _, _) in enumerate(ran) if op == name), None)
             if done is not None:
-                events.append((name, ran.pop(done)[1], None))
+                _, outcome, recorded = ran.pop(done)
+                events.append((name, outcome, None, recorded))
                 continue
             error = next((e for e in errors if e.path and e.path[0] == key), None)
             if error is not None:
-                events.append((name, _code(error, "INTERNAL_ERROR"), error.message[:500]))
+                events.append((name, _code(error, "INTERNAL_ERROR"), error.message[:500], False))
             elif pre_error is not None:
-                events.append((name, _code(pre_error, "GRAPHQL_VALIDATION_FAILED"), pre_error.message[:500]))
-        events.extend((name, outcome, None) for name, outcome in ran)
+                events.append((name, _code(pre_error, "GRAPHQL_VALIDATION_FAILED"), pre_error.message[:500], False))
+        events.extend((name, outcome, None, done) for name, outcome, done in ran)
         return events
 
     async def _write(self, ctx, start: int) -> None:
@@ -176,7 +183,8 @@ Event = tuple[str, str, "str | None"]
 
 
 async def write_events(ctx, events: list[Event]) -> None:
-    """(operation, outcome, detail) events for the request's client, in one transaction."""
+    """(operation, outcome, detail) events for the request's client, in one transaction
+    (unsealed inserts: no lock, the sealer chains them later)."""
     if not events:
         return
     principal = getattr(ctx, "principal", None)

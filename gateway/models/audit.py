@@ -1,4 +1,4 @@
-"""The audit log: every mutation, allowed or refused, in a hash chain (see gateway/audit.py)."""
+"""The audit log: every mutation, allowed or refused, sealed into a hash chain (see gateway/audit.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,8 +17,10 @@ GENESIS_HASH = "0" * 64
 class AuditEvent(IdMixin, Base):
     """One mutation field of one request: who, for which partner, what, and how it ended.
 
-    `hash` = SHA-256(prev_hash + canonical JSON of the other fields); `prev_hash` is the
-    `hash` of the event before it (by id), so changing, removing or reordering a row
+    Written unsealed (`seq`, `prev_hash`, `hash` null), in the mutation's own transaction.
+    The sealer (gateway/audit.py `seal`) then gives it the next chain position `seq` and
+    `hash` = SHA-256(prev_hash + canonical JSON of the other fields), where `prev_hash` is
+    the `hash` of the event at `seq - 1`; so changing, removing or reordering a sealed row
     breaks the chain from there on.
     """
 
@@ -32,15 +34,17 @@ class AuditEvent(IdMixin, Base):
     #: GRAPHQL_VALIDATION_FAILED / GRAPHQL_PARSE_FAILED / INTERNAL_ERROR.
     outcome: Mapped[str] = mapped_column(sa.String(64))
     detail: Mapped[str | None] = mapped_column(sa.Text)
-    prev_hash: Mapped[str] = mapped_column(sa.String(64))
-    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: Position in the chain (1, 2, ...), set by the sealer; null while unsealed.
+    seq: Mapped[int | None] = mapped_column(BigId, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
 
 
 class AuditChainHead(Base):
-    """The single row (id 1) naming the newest event of the chain.
+    """The single row (id 1) naming the newest sealed event of the chain.
 
-    Writers update it in the same transaction as the event they append, so a
-    truncated tail (rows deleted from the end) shows up in `audit verify`.
+    The sealer updates it in the same transaction as the events it seals (`events` is the
+    last `seq`), so a truncated tail (rows deleted from the end) shows up in `audit verify`.
     """
 
     __tablename__ = "audit_chain_head"

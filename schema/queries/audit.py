@@ -1,7 +1,7 @@
-"""`auditEvents`: the hash-chained audit log, newest first (ADMIN only)."""
+"""`auditEvents`: the hash-chained audit log, newest first (ADMIN only); sealed events unless asked."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import sqlalchemy as sa
 import strawberry
@@ -14,13 +14,25 @@ from schema.types.audit import AuditEvent
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="ADMIN: the audit log, newest first.", extensions=needs("admin", ADMIN))
+    @strawberry.field(description="ADMIN: the audit log, newest first: the events sealed into the hash chain.", extensions=needs("admin", ADMIN))
     async def audit_events(
-        self, info: strawberry.Info, first: Optional[int] = 50, after: Optional[str] = None
+        self,
+        info: strawberry.Info,
+        first: Optional[int] = 50,
+        after: Optional[str] = None,
+        include_unsealed: Annotated[
+            bool,
+            strawberry.argument(
+                description="Also the newest events, which the sealer has not chained yet (`sealed: false`)."
+            ),
+        ] = False,
     ) -> Connection[AuditEvent]:
+        stmt = sa.select(models.AuditEvent)
+        if not include_unsealed:
+            stmt = stmt.where(models.AuditEvent.seq.is_not(None))
         return await paginate(
             info,
-            sa.select(models.AuditEvent),
+            stmt,
             key=models.AuditEvent.id,
             first=first,
             after=after,

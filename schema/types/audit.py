@@ -5,7 +5,7 @@ from typing import Optional
 
 import strawberry
 
-from gateway import models
+from gateway import audit, models
 from schema.ids import encode_id
 from schema.scalars import DateTime
 from schema.types.partners import Partner
@@ -25,7 +25,16 @@ class AuditEvent:
     partner: Optional[Partner] = strawberry.field(resolver=_partner)
     operation: str
     outcome: str
-    hash: str = strawberry.field(description="Hex SHA-256 chaining this event to the one before it.")
+    hash: str = strawberry.field(
+        description="Hex SHA-256 chaining this event to the one before it. An event not sealed yet "
+        "(`sealed: false`) shows the SHA-256 of its own fields until the sealer chains it."
+    )
+    sealed: bool = strawberry.field(
+        description="Whether the event is in the hash chain yet (the sealer chains new events within seconds)."
+    )
+    sequence: Optional[int] = strawberry.field(
+        description="The event's position in the hash chain (1, 2, ...); null until sealed."
+    )
     partner_id: strawberry.Private[Optional[int]]
 
     @classmethod
@@ -36,6 +45,8 @@ class AuditEvent:
             client_id=row.client_id,
             operation=row.operation,
             outcome=row.outcome,
-            hash=row.hash,
+            hash=row.hash if row.hash is not None else audit.content_hash(row),
+            sealed=row.seq is not None,
+            sequence=row.seq,
             partner_id=row.partner_id,
         )

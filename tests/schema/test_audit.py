@@ -1,6 +1,7 @@
 """The audit log over real HTTP: every mutation field, run or refused, becomes one
-hash-chained event with client, partner, operation and outcome; ADMIN reads them
-newest first with `auditEvents`; nobody else can."""
+event with client, partner, operation and outcome, hash-chained by the sealer; ADMIN
+reads them newest first with `auditEvents` (the unsealed ones too on request); nobody
+else can."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -10,9 +11,9 @@ from gateway.models import AuditEvent
 from tests.support.auth import get_token, post_graphql, register_partner
 
 CREATE = 'createPartner(input: {code: "%s", name: "A Sponsor", kind: SPONSOR}) { partner { code } errors { code } }'
-EVENTS = """query($first: Int, $after: String) {
-  auditEvents(first: $first, after: $after) {
-    edges { cursor node { id at clientId partner { code } operation outcome hash } }
+EVENTS = """query($first: Int, $after: String, $unsealed: Boolean = false) {
+  auditEvents(first: $first, after: $after, includeUnsealed: $unsealed) {
+    edges { cursor node { id at clientId partner { code } operation outcome hash sealed sequence } }
     pageInfo { hasNextPage endCursor }
   }
 }"""
@@ -51,6 +52,12 @@ async def test_run_and_refused_mutations_are_in_the_chained_log(db, live_server)
     assert post_graphql(url, op_token, too_long).json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
     assert post_graphql(url, op_token, "{ viewer { clientId } }").status_code == 200  # queries are not audited
 
+    # Recorded at once, chained by the sealer (the `audit.seal` job) afterwards.
+    assert post_graphql(url, admin_token, EVENTS, {"first": 10}).json()["data"]["auditEvents"]["edges"] == []
+    waiting = post_graphql(url, admin_token, EVENTS, {"first": 10, "unsealed": True}).json()["data"]["auditEvents"]
+    assert [(e["node"]["sealed"], e["node"]["sequence"]) for e in waiting["edges"]] == [(False, None)] * 6
+    assert await audit.seal(db) == 6
+
     page = post_graphql(url, admin_token, EVENTS, {"first": 10}).json()["data"]["auditEvents"]
 
     events = [
@@ -70,12 +77,14 @@ async def test_run_and_refused_mutations_are_in_the_chained_log(db, live_server)
         stored = (await session.execute(sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()))).scalars().all()
         assert [e["node"]["hash"] for e in page["edges"]] == stored
         assert await audit.verify(session) == (True, None)
+    assert [(e["node"]["sealed"], e["node"]["sequence"]) for e in page["edges"]] == [(True, n) for n in range(6, 0, -1)]
 
 
 async def test_audit_events_are_for_admin_only_and_page_newest_first(db, live_server):
     _, _, admin_token, op_token = await _clients(db, live_server)
     for i in range(3):
         post_graphql(live_server.url, admin_token, "mutation { " + CREATE % f"sponsor-{i}" + " }")
+    await audit.seal(db)
 
     refused = post_graphql(live_server.url, op_token, EVENTS).json()
     assert refused["data"] is None
@@ -108,7 +117,7 @@ async def test_a_refused_batch_leaves_its_mutations_in_the_log(db, live_server):
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
 
-    page = post_graphql(live_server.url, admin_token, EVENTS).json()["data"]["auditEvents"]
+    page = post_graphql(live_server.url, admin_token, EVENTS, {"unsealed": True}).json()["data"]["auditEvents"]
     assert [(e["node"]["clientId"], e["node"]["operation"], e["node"]["outcome"]) for e in page["edges"]] == [
         (admin.client_id, "createPartner", "LIMIT_EXCEEDED")
     ]

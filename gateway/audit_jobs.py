@@ -1,0 +1,18 @@
+"""The `audit.seal` job: chain the audit events written since its last run (gateway/audit.py).
+
+Singleton under the job lease, so one process seals at a time (the sealer's head lock makes
+a concurrent `mileage-gateway audit seal` safe as well)."""
+from __future__ import annotations
+
+from gateway import audit
+from gateway.jobs import JobContext, register_job
+
+#: How often the chain catches up: an event stays unsealed (changeable unnoticed) about this long.
+SEAL_INTERVAL_SECONDS = 5
+
+
+async def seal_audit_job(ctx: JobContext) -> int:
+    return await audit.seal(ctx.db)
+
+
+register_job("audit.seal", SEAL_INTERVAL_SECONDS, seal_audit_job)
