@@ -9,10 +9,13 @@ from gateway.jobs import JobContext, register_job
 
 #: How often the chain catches up: an event stays unsealed (changeable unnoticed) about this long.
 SEAL_INTERVAL_SECONDS = 5
+#: Batches (of `audit.SEAL_BATCH` events) one run seals at most, so a run ends well within its
+#: timeout even while events keep arriving; the next run goes on from there.
+MAX_BATCHES_PER_RUN = 100
 
 
 async def seal_audit_job(ctx: JobContext) -> int:
-    return await audit.seal(ctx.db)
+    return await audit.seal(ctx.db, max_batches=MAX_BATCHES_PER_RUN)
 
 
 register_job("audit.seal", SEAL_INTERVAL_SECONDS, seal_audit_job)
