@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from auth import tokens
 from auth.keys import KeyStore
-from gateway.jobs import JobContext, register_job
+from gateway.jobs import Job, JobContext, JobRegistry
 
 ROTATE_INTERVAL_SECONDS = 3600
 PURGE_INTERVAL_SECONDS = 3600
@@ -20,5 +20,6 @@ async def purge_expired_job(ctx: JobContext) -> int:
     return await tokens.purge_expired(ctx.db)
 
 
-register_job("auth.rotate_keys_if_due", ROTATE_INTERVAL_SECONDS, rotate_keys_if_due_job)
-register_job("auth.purge_expired", PURGE_INTERVAL_SECONDS, purge_expired_job)
+def register_jobs(jobs: JobRegistry) -> None:
+    jobs.add(Job.every("auth.rotate_keys_if_due", ROTATE_INTERVAL_SECONDS, rotate_keys_if_due_job))
+    jobs.add(Job.every("auth.purge_expired", PURGE_INTERVAL_SECONDS, purge_expired_job))

@@ -1,4 +1,4 @@
-"""The periodic jobs of connectors and webhooks (registered with gateway/jobs.py at import).
+"""The periodic jobs of connectors and webhooks (`register_jobs`, called by the composition root).
 
 * `connectors.sync` (every 5 s, one process at a time): starts the connector runs that are
   due by their schedule, or whose DOWN breaker may be tried again; the runs execute in
@@ -11,13 +11,13 @@
 """
 from __future__ import annotations
 
+from connectors.runner import ConnectorRunner, runner_for
+from connectors.webhooks import DeliveryWorker, worker_for
 from gateway import webhooks as webhook_service
-from gateway.jobs import JobContext, register_job
+from gateway.jobs import Job, JobContext, JobRegistry
 
 
 async def sync_connectors(ctx: JobContext) -> list[int]:
-    from connectors.runner import ConnectorRunner, runner_for
-
     if ctx.state is not None:
         return await runner_for(ctx.state).run_due(background=True)
     return await ConnectorRunner(db=ctx.db, settings=ctx.settings).run_due(background=False)
@@ -30,8 +30,6 @@ async def dispatch_webhooks(ctx: JobContext) -> int:
 
 
 async def deliver_webhooks(ctx: JobContext) -> int:
-    from connectors.webhooks import DeliveryWorker, worker_for
-
     if ctx.state is not None:
         return await worker_for(ctx.state).run_once()
     worker = DeliveryWorker(db=ctx.db, settings=ctx.settings)
@@ -41,6 +39,7 @@ async def deliver_webhooks(ctx: JobContext) -> int:
         await worker.aclose()
 
 
-register_job("connectors.sync", 5, sync_connectors, timeout_seconds=120)
-register_job("webhooks.dispatch", 1, dispatch_webhooks, singleton=False, timeout_seconds=60)
-register_job("webhooks.deliver", 1, deliver_webhooks, singleton=False, timeout_seconds=300)
+def register_jobs(jobs: JobRegistry) -> None:
+    jobs.add(Job.every("connectors.sync", 5, sync_connectors, timeout_seconds=120))
+    jobs.add(Job.every("webhooks.dispatch", 1, dispatch_webhooks, singleton=False, timeout_seconds=60))
+    jobs.add(Job.every("webhooks.deliver", 1, deliver_webhooks, singleton=False, timeout_seconds=300))

@@ -55,6 +55,7 @@ from connectors.registry import Registry, UnknownConnector, registry as default_
 from gateway import connectors as service
 from gateway.db import Database, utcnow
 from gateway.errors import DomainError
+from gateway.jobs import on_shutdown, state_extra
 from gateway.models.connectors import ConnectorJob, ConnectorRun
 from gateway.models.partners import Partner
 from gateway.settings import Settings
@@ -456,8 +457,6 @@ def _to_report_record(record, FlowKind, ReportRecord):
 
 def runner_for(state: Any) -> ConnectorRunner:
     """The process's runner, kept on the app state (created on first use; closed at shutdown)."""
-    from gateway.jobs import on_shutdown, state_extra
-
     extra = state_extra(state)
     runner = extra.get("connector_runner")
     if runner is None:

@@ -30,7 +30,7 @@ from standardwebhooks import Webhook
 from connectors.guarded_http import BlockedAddress, GuardedBackend, guarded_transport
 from gateway import webhooks as service
 from gateway.db import Database, utcnow
-from gateway.jobs import new_owner
+from gateway.jobs import new_owner, on_shutdown, state_extra
 from gateway.settings import Settings
 
 USER_AGENT = "mileage-gateway-webhooks/1"
@@ -149,8 +149,6 @@ class DeliveryWorker:
 
 def worker_for(state: Any) -> DeliveryWorker:
     """The process's delivery worker, kept on the app state (closed at shutdown)."""
-    from gateway.jobs import on_shutdown, state_extra
-
     extra = state_extra(state)
     worker = extra.get("webhook_worker")
     if worker is None:

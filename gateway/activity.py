@@ -20,8 +20,9 @@ multiplier on the operator's walking day (the 11th). Lots expire `expiry_months`
 credited. Members not yet known are enrolled by their first acceptable record.
 
 Each credited or corrected day writes an `activity.credited` event for the operator and calls
-every function in `listeners` (campaign commitments hook in there), each record's calls in a
-SAVEPOINT of their own:
+every function in `listeners` (campaign commitments hook in there: the composition root,
+gateway/composition.py, calls `campaigns.register_listeners(listeners)`; this module imports
+no listener), each record's calls in a SAVEPOINT of their own:
 `await listener(session=, member=, date=, old=ActivityFigures | None, new=ActivityFigures)`.
 `old` is the day as recorded before (None for a new day), `new` the accepted figures and the
 points the day now earns. A listener raising a DomainError rejects that record (what the
@@ -38,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Awaitable, Callable, Sequence
+from typing import Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -88,8 +89,17 @@ class ActivityFigures:
     points_credited: int
 
 
-Listener = Callable[..., Awaitable[None]]
-#: Called after each credited/capped/adjusted record; see the module docstring.
+class Listener(Protocol):
+    """Told of each credited, capped or adjusted record; see the module docstring.
+
+    It may also carry `interested(session, member_ids) -> set[int]` (see `_listening_members`)."""
+
+    async def __call__(
+        self, *, session: AsyncSession, member: Member, date: dt.date, old: ActivityFigures | None, new: ActivityFigures
+    ) -> None: ...
+
+
+#: The listeners of every batch, filled by the composition root (gateway/composition.py).
 listeners: list[Listener] = []
 
 
@@ -462,11 +472,9 @@ __all__ = [
     "MAX_BATCH",
     "earning_rule",
     "implausibility",
+    "Listener",
     "listeners",
     "points_for",
     "record_activities",
     "set_earning_rule",
 ]
-
-# Campaign commitments listen to every batch, wherever it is recorded (GraphQL, connectors, demo).
-import gateway.campaigns  # noqa: E402,F401  (registers gateway.campaigns.on_activity in `listeners`)

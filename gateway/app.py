@@ -1,21 +1,39 @@
-"""The Starlette application factory: routes, shared state, lifespan."""
+"""The Starlette application factory: routes, shared state, lifespan.
+
+`create_app` is the composition root of a serving process: it builds the services, mounts
+every face, registers the activity listeners and hands the scheduler the jobs of every
+package (gateway/composition.py)."""
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from auth.keys import KeyStore
+from auth.resource import TokenVerifier
+from auth.server import oauth_routes
+from connectors.pos_rest import pos_routes
+from gateway import composition
 from gateway.db import Database
-from schema.body_deadline import BodyDeadline
-from schema.rest_errors import last_resort, routing_error
-from starlette.exceptions import HTTPException
+from gateway.jobs import start_background, stop_background
+from gateway.metrics import MetricsMiddleware
 from gateway.settings import Settings
+from schema import build_schema
+from schema.body_deadline import BodyDeadline
+from schema.http import GatewayGraphQL, GraphQLEndpoint
+from schema.metrics_http import metrics_endpoint
+from schema.overload import pool_timeout_handler
+from schema.rest_errors import last_resort, routing_error
+from schema.settlement_http import settlement_routes
+from schema.statement_http import statement_routes
 
 
 @dataclass
@@ -30,19 +48,9 @@ class AppState:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    from auth.keys import KeyStore
-    from auth.resource import TokenVerifier
-    from auth.server import oauth_routes
-    from schema import build_schema
-    from schema.http import GatewayGraphQL, GraphQLEndpoint
-    from schema.metrics_http import metrics_endpoint
-    from schema.overload import pool_timeout_handler
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-    from schema.settlement_http import settlement_routes
-    from schema.statement_http import statement_routes
-    from connectors.pos_rest import pos_routes
-
     settings = settings or Settings.from_env()
+    composition.register_listeners()  # campaign commitments follow credited walking
+    jobs = composition.job_registry()
     db = Database.from_settings(settings)  # pool sized by settings, shown in /metrics
     state = AppState(settings=settings, db=db)
     state.keystore = KeyStore(db=db, settings=settings)
@@ -73,17 +81,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        from gateway.jobs import start_background, stop_background
-
         await state.keystore.ensure_keys()
-        await start_background(state)  # the job scheduler, when settings.scheduler is on
+        await start_background(state, jobs)  # the job scheduler, when settings.scheduler is on
         try:
             yield
         finally:
             await stop_background(state)
             await db.dispose()
-
-    from gateway.metrics import MetricsMiddleware
 
     # Metrics outermost, so a 408 sent by BodyDeadline is counted; `last_resort` answers any
     # exception no face caught, masked, in the shape of the face it came through.

@@ -5,7 +5,7 @@ a concurrent `mileage-gateway audit seal` safe as well)."""
 from __future__ import annotations
 
 from gateway import audit
-from gateway.jobs import JobContext, register_job
+from gateway.jobs import Job, JobContext, JobRegistry
 
 #: How often the chain catches up: an event stays unsealed (changeable unnoticed) about this long.
 SEAL_INTERVAL_SECONDS = 5
@@ -18,4 +18,5 @@ async def seal_audit_job(ctx: JobContext) -> int:
     return await audit.seal(ctx.db, max_batches=MAX_BATCHES_PER_RUN)
 
 
-register_job("audit.seal", SEAL_INTERVAL_SECONDS, seal_audit_job)
+def register_jobs(jobs: JobRegistry) -> None:
+    jobs.add(Job.every("audit.seal", SEAL_INTERVAL_SECONDS, seal_audit_job))

@@ -704,8 +704,11 @@ async def _interested(session: AsyncSession, member_ids: list[int]) -> set[int]:
 
 on_activity.interested = _interested  # type: ignore[attr-defined]
 
-if on_activity not in activity.listeners:
-    activity.listeners.append(on_activity)
+
+def register_listeners(listeners: list[activity.Listener]) -> None:
+    """Make commitments grow with walking: add `on_activity` to `listeners` (once)."""
+    if on_activity not in listeners:
+        listeners.append(on_activity)
 
 
 # ---------------------------------------------------------------- joining
@@ -813,6 +816,7 @@ __all__ = [
     "match_donation",
     "matched_won",
     "on_activity",
+    "register_listeners",
     "require_campaign",
     "seoul_today",
     "visible_campaigns",

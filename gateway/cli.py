@@ -1,12 +1,26 @@
 """`mileage-gateway`: serve, migrate, demo, bootstrap clients, keys, secret key, audit, documents."""
+# The composition root of command-line processes: `main` registers the activity listeners and
+# gives the `jobs` commands the jobs of every package (gateway/composition.py), as
+# `create_app` does for a serving process.
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 
+import uvicorn
+
+from auth.keys import rotate_cli
+from connectors import cli as connectors_cli
+from gateway import audit, composition, demo, jobs, verify
+from gateway.bootstrap import create_admin_client
+from gateway.db import Database
+from gateway.migrations import upgrade_sync
+from gateway.rekey import RekeyError, rekey
 from gateway.settings import Settings
+from schema import export_sdl
 
 
 def _settings() -> Settings:
@@ -18,12 +32,8 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = _settings()
     if not args.no_migrate:
-        from gateway.migrations import upgrade_sync
-
         upgrade_sync(settings.database_url)
     print(f"mileage-gateway: serving on http://{args.host}:{args.port} ({settings.env}, {settings.database_url.split(':', 1)[0]})", file=sys.stderr)
     if args.workers > 1 and not settings.redis_url:
@@ -42,27 +52,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from gateway.migrations import upgrade_sync
-
     upgrade_sync(_settings().database_url)
     print("database is up to date", file=sys.stderr)
     return 0
 
 
 def cmd_export_schema(args: argparse.Namespace) -> int:
-    from schema import export_sdl
-
     sys.stdout.write(export_sdl())
     return 0
 
 
 def cmd_create_admin_client(args: argparse.Namespace) -> int:
-    from gateway.bootstrap import create_admin_client
-
     settings = _settings()
     if not args.no_migrate:
-        from gateway.migrations import upgrade_sync
-
         upgrade_sync(settings.database_url)
     client_id, secret = asyncio.run(create_admin_client(settings))
     if args.json:
@@ -73,24 +75,17 @@ def cmd_create_admin_client(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from auth.keys import rotate_cli
-
     print(json.dumps(asyncio.run(rotate_cli(_settings()))))
     return 0
 
 
 def cmd_secret_key(args: argparse.Namespace) -> int:
-    import secrets
-
     # 32 random bytes, URL-safe base64 (43 characters): what GATEWAY_SECRET_KEY must hold.
     print(secrets.token_urlsafe(32))
     return 0
 
 
 def cmd_rekey(args: argparse.Namespace) -> int:
-    from gateway.db import Database
-    from gateway.rekey import RekeyError, rekey
-
     settings = _settings()
     if not getattr(settings.secret_key, "previous", ()):
         print("mileage-gateway: rekey: note: GATEWAY_OLD_SECRET_KEYS is empty; only checking that "
@@ -142,39 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
         "opening them with GATEWAY_OLD_SECRET_KEYS (atomic; a re-run changes nothing)",
     ).set_defaults(func=cmd_rekey)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    # The other areas' commands, each added by its module's `register_cli`.
+    demo.register_cli(sub)
+    audit.register_cli(sub)
+    jobs.register_cli(sub, jobs=composition.job_registry())
+    connectors_cli.register_cli(sub)
+    verify.register_cli(sub)
     return parser
 
 
-#: Other areas add their commands here (demo, audit verify, verify-document, jobs...).
-_EXTRA_COMMANDS: list = []
-
-
-def _register_extras() -> None:
-    import importlib
-
-    for module, name in (
-        ("gateway.demo", "register_cli"),
-        ("gateway.audit", "register_cli"),
-        ("gateway.documents", "register_cli"),
-        ("gateway.jobs", "register_cli"),
-        ("connectors.cli", "register_cli"),
-        ("gateway.verify", "register_cli"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        fn = getattr(mod, name, None)
-        if fn is not None:
-            _EXTRA_COMMANDS.append(fn)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _register_extras()
+    composition.register_listeners()  # walking recorded here (demo, connector runs) grows commitments
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 

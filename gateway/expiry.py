@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import ledger
+from gateway.db import utcnow
+from gateway.jobs import Job, JobRegistry
 from gateway.models.ledger import Account, EntryKind, Lot, OwnerKind
 from gateway.models.members import Member
 
@@ -66,13 +68,11 @@ async def expire_points(*, session: AsyncSession, now: dt.datetime, limit: int =
     return total
 
 
-__all__ = ["expire_points"]
+__all__ = ["expire_points", "expire_points_job", "register_jobs"]
 
 
 async def expire_points_job(ctx) -> int:
     """The scheduled job: expire lots past their date, a thousand wallets per transaction."""
-    from gateway.db import utcnow
-
     total = 0
     while True:
         async with ctx.db.transaction() as session:
@@ -82,10 +82,5 @@ async def expire_points_job(ctx) -> int:
             return total
 
 
-def _register() -> None:
-    from gateway.jobs import register_job
-
-    register_job("points.expire", 3600, expire_points_job)
-
-
-_register()
+def register_jobs(jobs: JobRegistry) -> None:
+    jobs.add(Job.every("points.expire", 3600, expire_points_job))

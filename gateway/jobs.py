@@ -1,25 +1,27 @@
 """Periodic jobs, run once per interval across all gateway processes.
 
-An area registers its job once, at import:
+Each package says which jobs it has in a `register_jobs(jobs)` function, and the composition
+root (`gateway.composition.job_registry()`, called by `create_app` and the CLI) calls them
+in turn; nothing registers itself at import:
 
-    from gateway.jobs import register_job
+    from gateway.jobs import Job, JobContext, JobRegistry
 
     async def expire_holds_job(ctx: JobContext) -> None:
         async with ctx.db.transaction() as session:
             await expire_holds(session=session, now=utcnow())
 
-    register_job("ledger.expire_holds", 60, expire_holds_job)
+    def register_jobs(jobs: JobRegistry) -> None:
+        jobs.add(Job.every("ledger.expire_holds", 60, expire_holds_job))
 
-and lists its module in `JOB_MODULES` (so the scheduler imports it even when nothing else
-does). The scheduler, started from the app's lifespan when `settings.scheduler` is on, looks
-at each job every tick:
+The scheduler, started from the app's lifespan when `settings.scheduler` is on, looks at each
+job of the registry it was given every tick:
 
 * a *singleton* job (the default) runs in one process at a time: the process takes the job's
   lease row (`job_leases`) with a conditional UPDATE (`WHERE lease_until < now AND
   next_run_at <= now`); exactly one of several racing processes succeeds. It releases the
   lease when done and sets `next_run_at = finish + interval`. A process that dies holding a
   lease loses it after `timeout_seconds` plus a margin.
-* a job registered with `singleton=False` runs in every process (work that is itself claimed
+* a job made with `singleton=False` runs in every process (work that is itself claimed
   row by row, such as webhook delivery workers).
 
 Each run is bounded by the job's `timeout_seconds`; a failing job is logged, noted on its
@@ -33,11 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
+import json
 import logging
 import os
 import secrets
 import socket
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -79,48 +83,47 @@ class Job:
     def lease_seconds(self) -> float:
         return self.timeout_seconds + LEASE_MARGIN_SECONDS
 
+    @classmethod
+    def every(
+        cls,
+        name: str,
+        interval_seconds: float,
+        fn: JobFn,
+        *,
+        singleton: bool = True,
+        timeout_seconds: float | None = None,
+    ) -> "Job":
+        """The job `name`: `await fn(ctx)` every `interval_seconds`.
 
-#: Every registered job by name.
-JOBS: dict[str, Job] = {}
-
-#: Modules whose import registers jobs; the scheduler and the CLI import them first.
-#: Areas add a line here (a module that does not exist is skipped).
-JOB_MODULES: list[str] = [
-    "connectors.jobs",
-    "gateway.settlement_jobs",
-    "gateway.redemption",
-    "auth.jobs",
-    "gateway.expiry",
-    "gateway.audit_jobs",
-]
-
-
-def register_job(
-    name: str,
-    interval_seconds: float,
-    fn: JobFn,
-    *,
-    singleton: bool = True,
-    timeout_seconds: float | None = None,
-) -> Job:
-    """Register (or replace) the periodic job `name`: `await fn(ctx)` every `interval_seconds`.
-
-    `timeout_seconds` bounds one run (default: ten intervals, at least a minute)."""
-    if interval_seconds <= 0:
-        raise ValueError("interval_seconds must be positive")
-    timeout = float(timeout_seconds) if timeout_seconds else max(60.0, 10.0 * float(interval_seconds))
-    job = Job(name=name, interval_seconds=float(interval_seconds), fn=fn, singleton=singleton, timeout_seconds=timeout)
-    JOBS[name] = job
-    return job
+        `timeout_seconds` bounds one run (default: ten intervals, at least a minute)."""
+        if interval_seconds <= 0:
+            raise ValueError("interval_seconds must be positive")
+        timeout = float(timeout_seconds) if timeout_seconds else max(60.0, 10.0 * float(interval_seconds))
+        return cls(name=name, interval_seconds=float(interval_seconds), fn=fn, singleton=singleton, timeout_seconds=timeout)
 
 
-def load_job_modules(modules: Iterable[str] | None = None) -> None:
-    for module in modules if modules is not None else JOB_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+class JobRegistry(Mapping[str, Job]):
+    """The jobs one process knows, by name: filled by the packages' `register_jobs(jobs)`
+    functions, which the composition root calls; the scheduler and the CLI read it."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def add(self, job: Job) -> Job:
+        """Add `job`; a second job of the same name is a wiring mistake."""
+        if job.name in self._jobs and self._jobs[job.name] != job:
+            raise ValueError(f"a job named {job.name!r} is already registered")
+        self._jobs[job.name] = job
+        return job
+
+    def __getitem__(self, name: str) -> Job:
+        return self._jobs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._jobs)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
 
 
 def new_owner() -> str:
@@ -254,7 +257,7 @@ async def run_job(
 
 
 class Scheduler:
-    """Runs the registered jobs in background tasks of the current event loop."""
+    """Runs the jobs it is given (a `JobRegistry`) in background tasks of the current event loop."""
 
     def __init__(
         self,
@@ -263,12 +266,12 @@ class Scheduler:
         settings: Settings,
         state: Any = None,
         tick_seconds: float = 1.0,
-        jobs: dict[str, Job] | None = None,
+        jobs: Mapping[str, Job],
         owner: str | None = None,
     ) -> None:
         self.ctx = JobContext(db=db, settings=settings, state=state)
         self.tick_seconds = tick_seconds
-        self.jobs = jobs if jobs is not None else JOBS
+        self.jobs = jobs
         self.owner = owner or new_owner()
         self._next_check: dict[str, float] = {}
         self._running: dict[str, asyncio.Task] = {}
@@ -337,12 +340,11 @@ def state_extra(state: Any) -> dict:
     return extra
 
 
-async def start_background(state: Any) -> Scheduler | None:
-    """Start the scheduler for the app (when `settings.scheduler` is on)."""
+async def start_background(state: Any, jobs: Mapping[str, Job]) -> Scheduler | None:
+    """Start the scheduler for the app over `jobs` (when `settings.scheduler` is on)."""
     if not state.settings.scheduler:
         return None
-    load_job_modules()
-    scheduler = Scheduler(db=state.db, settings=state.settings, state=state)
+    scheduler = Scheduler(db=state.db, settings=state.settings, state=state, jobs=jobs)
     await scheduler.start()
     state_extra(state)["scheduler"] = scheduler
     return scheduler
@@ -364,9 +366,11 @@ async def stop_background(state: Any) -> None:
 # ---------------------------------------------------------------- command line
 
 
-def register_cli(subparsers) -> None:
-    jobs = subparsers.add_parser("jobs", help="periodic jobs (hold expiry, connector syncs, webhooks...)")
-    sub = jobs.add_subparsers(dest="jobs_command", required=True)
+def register_cli(subparsers, *, jobs: Mapping[str, Job]) -> None:
+    """The `jobs` commands, over the registry the composition root built."""
+    parser = subparsers.add_parser("jobs", help="periodic jobs (hold expiry, connector syncs, webhooks...)")
+    parser.set_defaults(jobs=jobs)
+    sub = parser.add_subparsers(dest="jobs_command", required=True)
     sub.add_parser("list", help="registered jobs and their leases, one JSON object a line").set_defaults(func=_cmd_list)
     once = sub.add_parser("run-once", help="run one job now (under its lease)")
     once.add_argument("name")
@@ -374,15 +378,12 @@ def register_cli(subparsers) -> None:
 
 
 def _cmd_list(args) -> int:
-    import json
-
     async def main() -> list[dict]:
         settings = Settings.from_env()
         db = Database(settings.database_url)
         try:
-            load_job_modules()
             rows = []
-            for job in sorted(JOBS.values(), key=lambda j: j.name):
+            for job in sorted(args.jobs.values(), key=lambda j: j.name):
                 lease = await lease_of(db, job.name) if job.singleton else None
                 rows.append(
                     dict(
@@ -405,12 +406,9 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run_once(args) -> int:
-    import sys
-
-    load_job_modules()
-    job = JOBS.get(args.name)
+    job = args.jobs.get(args.name)
     if job is None:
-        print(f"no job named {args.name!r}; known: {', '.join(sorted(JOBS)) or 'none'}", file=sys.stderr)
+        print(f"no job named {args.name!r}; known: {', '.join(sorted(args.jobs)) or 'none'}", file=sys.stderr)
         return 2
 
     async def main() -> JobOutcome:
@@ -433,16 +431,13 @@ def _cmd_run_once(args) -> int:
 
 
 __all__ = [
-    "JOBS",
-    "JOB_MODULES",
     "Job",
     "JobContext",
     "JobOutcome",
+    "JobRegistry",
     "Scheduler",
     "acquire",
-    "load_job_modules",
     "on_shutdown",
-    "register_job",
     "release",
     "run_job",
     "start_background",

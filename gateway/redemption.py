@@ -64,7 +64,7 @@ from gateway.errors import (
     NotFound,
 )
 from gateway.idempotency import run_idempotent
-from gateway.jobs import register_job
+from gateway.jobs import Job, JobRegistry
 from gateway.models.ledger import EntryKind, Hold, HoldStatus, OwnerKind
 from gateway.models.members import MemberCodePurpose
 from gateway.models.partners import Agreement, Partner, PartnerKind
@@ -574,7 +574,8 @@ async def expire_redemptions_job(ctx) -> int:
             return count
 
 
-register_job("redemptions.expire", 30, expire_redemptions_job)
+def register_jobs(jobs: JobRegistry) -> None:
+    jobs.add(Job.every("redemptions.expire", 30, expire_redemptions_job))
 
 
 __all__ = [
@@ -588,6 +589,7 @@ __all__ = [
     "redemptions_query",
     "refund",
     "refund_points_total",
+    "register_jobs",
     "visible_to",
     "void",
     "won_value",

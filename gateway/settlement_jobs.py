@@ -1,7 +1,8 @@
 """Scheduled settlement work: close the periods that have ended; recover stuck reconciliation runs."""
 from __future__ import annotations
 
-from gateway.jobs import JobContext, register_job
+from auth.keys import KeyStore
+from gateway.jobs import Job, JobContext, JobRegistry
 from gateway.reconciliation import recover_runs
 from gateway.settlement import close_due_settlements
 
@@ -12,8 +13,6 @@ RECOVER_INTERVAL_SECONDS = 600
 async def _signer(ctx: JobContext):
     keystore = getattr(ctx.state, "keystore", None)
     if keystore is None:  # `mileage-gateway jobs run-once`: no app, load the keys here
-        from auth.keys import KeyStore
-
         keystore = KeyStore(db=ctx.db, settings=ctx.settings)
         await keystore.ensure_keys()
     return keystore
@@ -29,5 +28,6 @@ async def recover_reconciliation_job(ctx: JobContext) -> list[int]:
     return await recover_runs(db=ctx.db)
 
 
-register_job("settlement.close_due", CLOSE_INTERVAL_SECONDS, close_settlements_job)
-register_job("reconciliation.recover", RECOVER_INTERVAL_SECONDS, recover_reconciliation_job)
+def register_jobs(jobs: JobRegistry) -> None:
+    jobs.add(Job.every("settlement.close_due", CLOSE_INTERVAL_SECONDS, close_settlements_job))
+    jobs.add(Job.every("reconciliation.recover", RECOVER_INTERVAL_SECONDS, recover_reconciliation_job))

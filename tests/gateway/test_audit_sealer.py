@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from gateway import audit
 from gateway.db import Database
-from gateway.jobs import JOBS, JobContext, load_job_modules, run_job
+from gateway.composition import job_registry
+from gateway.jobs import JobContext, run_job
 from gateway.migrations import upgrade
 from gateway.models import AuditChainHead, AuditEvent
 from gateway.models.audit import GENESIS_HASH
@@ -22,8 +23,7 @@ async def _record(db: Database, n: int) -> None:
 
 
 async def test_the_seal_job_chains_what_was_recorded(db, settings):
-    load_job_modules()
-    job = JOBS["audit.seal"]
+    job = job_registry()["audit.seal"]
     await _record(db, 3)
 
     outcome = await run_job(job, JobContext(db=db, settings=settings), force=True)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from auth.keys import KeyStore
-from gateway import campaigns, ledger, statements
+from gateway import campaigns, composition, ledger, statements
 from gateway.activity import ActivityIn, record_activities
 from gateway.donations import donate_points, visible_donations
 from gateway.errors import BudgetExhausted, CampaignNotActive, InsufficientPoints, InvalidInput, NotFound
@@ -80,6 +80,12 @@ class World:
     async def sponsor_owes(self) -> int:
         account = await ledger.partner_account(self.s, self.sponsor.id, "KRW", "commitments")
         return -(await ledger.account_balance(self.s, account)).total
+
+
+@pytest.fixture(autouse=True)
+def _commitments_follow_walking():
+    """These tests call the services directly: wire the listener as create_app and the CLI do."""
+    composition.register_listeners()
 
 
 @pytest.fixture

@@ -5,7 +5,10 @@ import asyncio
 import datetime as dt
 
 from gateway.db import Database, utcnow
-from gateway.jobs import Job, JobContext, Scheduler, acquire, lease_of, register_job, run_job, JOBS
+import pytest
+
+from gateway import composition
+from gateway.jobs import Job, JobContext, JobRegistry, Scheduler, acquire, lease_of, run_job
 
 
 def _job(name: str, fn, interval: float = 60.0, timeout: float = 30.0, singleton: bool = True) -> Job:
@@ -100,12 +103,25 @@ async def test_the_scheduler_runs_registered_jobs_in_the_background(db, settings
     assert seen.count("singleton") >= 2 and seen.count("local") >= 2
 
 
-def test_areas_register_jobs_by_name():
+def test_the_composition_root_gives_the_scheduler_every_package_s_jobs():
+    jobs = composition.job_registry()
+    assert set(jobs) == {
+        "auth.purge_expired", "auth.rotate_keys_if_due",  # auth
+        "connectors.sync", "webhooks.deliver", "webhooks.dispatch",  # connectors
+        "points.expire", "redemptions.expire", "settlement.close_due", "reconciliation.recover",  # gateway
+    }
+    assert jobs["connectors.sync"].timeout_seconds == 120 and not jobs["webhooks.deliver"].singleton
+    assert jobs["points.expire"].singleton and jobs["points.expire"].timeout_seconds == 36_000
+
+
+def test_a_registry_refuses_two_jobs_of_one_name():
     async def noop(ctx):
         return None
 
-    job = register_job("test.registered", 30, noop)
-    try:
-        assert JOBS["test.registered"] is job and job.singleton and job.timeout_seconds == 300
-    finally:
-        JOBS.pop("test.registered")
+    jobs = JobRegistry()
+    job = jobs.add(Job.every("test.registered", 30, noop))
+    assert jobs["test.registered"] is job and job.singleton and job.timeout_seconds == 300
+    with pytest.raises(ValueError, match="already registered"):
+        jobs.add(Job.every("test.registered", 60, noop))
+    with pytest.raises(ValueError):
+        Job.every("test.zero", 0, noop)

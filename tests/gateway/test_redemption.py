@@ -438,11 +438,11 @@ async def test_redemptions_query_is_scoped_to_the_partner(db):
 
 
 async def test_the_expiry_job_is_registered_and_releases_due_holds(db, settings):
+    from gateway import composition
     from gateway.db import utcnow
-    from gateway.jobs import JOBS, JobContext, load_job_modules, run_job
+    from gateway.jobs import JobContext, run_job
 
-    load_job_modules()
-    job = JOBS["redemptions.expire"]
+    job = composition.job_registry()["redemptions.expire"]
     w = await _world(db)
     stale = await _authorize(db, w, 100, now=utcnow() - dt.timedelta(minutes=20))
     fresh = await _authorize(db, w, 100, key="a-2", now=utcnow())

@@ -239,10 +239,10 @@ async def test_confirm_needs_the_right_digest_and_both_operators_make_it_confirm
 
 
 async def test_the_scheduled_job_closes_every_ended_period_and_opens_the_current_one(db, settings):
-    from gateway import settlement_jobs
-    from gateway.jobs import JOBS, JobContext
+    from gateway import composition, settlement_jobs
+    from gateway.jobs import JobContext
 
-    assert {"settlement.close_due", "reconciliation.recover"} <= set(JOBS)
+    assert {"settlement.close_due", "reconciliation.recover"} <= set(composition.job_registry())
     async with db.transaction() as s:
         a, b, ag = await _world(s, starts_on=service.seoul_date(service.utcnow()).replace(day=1) - dt.timedelta(days=40))
     closed = await settlement_jobs.close_settlements_job(JobContext(db=db, settings=settings, state=SimpleNamespace(keystore=Ed25519Signer())))
