@@ -7,6 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+from connectors.registry import registry
+from connectors.runner import ConnectorRunner
+from gateway import connectors as service
+from gateway import partners as partner_service
+from gateway.db import Database
+from gateway.errors import DomainError
+from gateway.models import Partner
+from gateway.models.connectors import ConnectorJob
+from gateway.settings import Settings
+
 
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser("connectors", help="partner connectors (docs/connectors.md)")
@@ -39,9 +49,6 @@ def _json_arg(value: str | None):
 
 
 def _run(main):
-    from gateway.db import Database
-    from gateway.settings import Settings
-
     async def wrapper():
         settings = Settings.from_env()
         db = Database(settings.database_url)
@@ -54,8 +61,6 @@ def _run(main):
 
 
 def _types(args: argparse.Namespace) -> int:
-    from connectors.registry import registry
-
     for kind in registry.kinds():
         info = registry.get(kind)
         print(json.dumps({"kind": kind, "jobs": sorted(info.jobs), "distribution": info.distribution}))
@@ -75,9 +80,6 @@ def _connector_json(row, partner_code: str) -> dict:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from gateway import connectors as service
-    from gateway.models import Partner
-
     async def main(db, settings):
         async with db.session() as session:
             rows = (await session.execute(service.connectors_of(None))).scalars().all()
@@ -90,12 +92,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _configure(args: argparse.Namespace) -> int:
-    from connectors.registry import registry
-    from gateway import connectors as service
-    from gateway import partners as partner_service
-    from gateway.errors import DomainError
-    from gateway.models.connectors import ConnectorJob
-
     async def main(db, settings):
         jobs = [ConnectorJob(j.strip()) for j in args.jobs.split(",") if j.strip()]
         config = registry.validate(args.kind, [j.value for j in jobs], _json_arg(args.config))
@@ -123,11 +119,6 @@ def _configure(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from connectors.runner import ConnectorRunner
-    from gateway import partners as partner_service
-    from gateway.errors import DomainError
-    from gateway.models.connectors import ConnectorJob
-
     async def main(db, settings):
         async with db.session() as session:
             partner = await partner_service.require(session, args.partner)

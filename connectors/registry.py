@@ -17,6 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Iterable, Mapping
 
 from connectors.base import JOB_PROTOCOLS, ConfigError
+from connectors.guarded_http import vet_outbound
 from gateway.errors import InvalidInput
 
 ENTRY_POINT_GROUP = "mileage_gateway.connectors"
@@ -120,6 +121,11 @@ class Registry:
             return dict(check(dict(config), jobs))
         except ConfigError as exc:
             raise InvalidInput(f"config: {exc}", field=["input", "config"]) from exc
+
+    async def vet_outbound(self, kind: str, config: dict, *, allow_private: bool) -> None:
+        """Refuse (InvalidInput) a configuration whose partner URLs point at refused addresses
+        (connectors/guarded_http.py); outside a transaction, it resolves host names."""
+        await vet_outbound(self.get(kind).cls, config, allow_private=allow_private)
 
 
 #: The process's registry.

@@ -59,6 +59,13 @@ from gateway.jobs import on_shutdown, state_extra
 from gateway.models.connectors import ConnectorJob, ConnectorRun
 from gateway.models.partners import Partner
 from gateway.settings import Settings
+from gateway import reconciliation, statements
+from gateway.activity import MAX_BATCH, record_activities
+from gateway.campaigns import seoul_today
+from gateway.models.campaigns import IssuedStatement
+from gateway.models.partners import Agreement
+from gateway.models.settlement import FlowKind
+from gateway.reconciliation import ReportRecord
 
 log = logging.getLogger("connectors.runner")
 T = TypeVar("T")
@@ -274,8 +281,6 @@ class ConnectorRunner:
     # ------------------------------------------------------------ jobs
 
     async def _pull_activity(self, instance, run: ConnectorRun, connector, retry: RetryPolicy) -> None:
-        from gateway.activity import MAX_BATCH, record_activities
-
         cursor = service.cursor_of(connector, ConnectorJob.PULL_ACTIVITY)
         for _ in range(MAX_PAGES):
             page: Page[ActivityRecord] = await self._call(retry, run.id, lambda c=cursor: instance.fetch_activity(c))
@@ -302,9 +307,6 @@ class ConnectorRunner:
             cursor = page.cursor
 
     async def _pull_reconciliation(self, instance, run: ConnectorRun, connector, retry: RetryPolicy) -> None:
-        from gateway import reconciliation
-        from gateway.models.partners import Agreement
-
         job = ConnectorJob.PULL_RECONCILIATION
         cursor = service.cursor_of(connector, job)
         for _ in range(MAX_PAGES):
@@ -352,9 +354,6 @@ class ConnectorRunner:
             cursor = page.cursor
 
     async def _push_statement(self, instance, run: ConnectorRun, connector, retry: RetryPolicy) -> None:
-        from gateway import statements
-        from gateway.models.campaigns import IssuedStatement
-
         if (connector.config or {}).get("issue_monthly") and self.signer is not None:
             await self._issue_last_month(run.partner_id)
         cursor = service.cursor_of(connector, ConnectorJob.PUSH_STATEMENT)
@@ -396,9 +395,6 @@ class ConnectorRunner:
     async def _issue_last_month(self, sponsor_id: int) -> None:
         """Issue the sponsor's statement of the last calendar month (Asia/Seoul) if it is not
         issued yet (config "issue_monthly": true)."""
-        from gateway import statements
-        from gateway.campaigns import seoul_today
-
         today = seoul_today(self.clock())
         end = today.replace(day=1) - dt.timedelta(days=1)
         start = end.replace(day=1)
@@ -430,9 +426,6 @@ def _report_key(report: ReconciliationReport) -> str | None:
 
 
 async def _report_records(report: ReconciliationReport) -> AsyncIterator:
-    from gateway.models.settlement import FlowKind
-    from gateway.reconciliation import ReportRecord
-
     source = report.records
     if hasattr(source, "__aiter__"):
         async for record in source:

@@ -44,6 +44,9 @@ class AppState:
     db: Database
     keystore: Any = None
     verifier: Any = None
+    #: gateway.connectors.RunLauncher and ConnectorTypes (gateway/composition.py `wire_connectors`).
+    connector_runs: Any = None
+    connector_types: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     state = AppState(settings=settings, db=db)
     state.keystore = KeyStore(db=db, settings=settings)
     state.verifier = TokenVerifier(db=db, settings=settings, keystore=state.keystore)
+    composition.wire_connectors(state)
 
     graphql = GraphQLEndpoint(state, GatewayGraphQL(build_schema(), state=state))
 

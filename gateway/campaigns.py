@@ -12,7 +12,8 @@ What a caller may rely on
   `CampaignNotActive`. Joining twice changes nothing. Walking the member already recorded
   for dates within the campaign counts from the moment it joins.
 * **Commitments** grow as walking arrives (`on_activity`, a listener of
-  `gateway.activity.record_activities`): walking on a date within the campaign's dates (the
+  `gateway.activity.record_activities`, added by `register_listeners`, which the composition
+  root calls: gateway/composition.py): walking on a date within the campaign's dates (the
   walk date, not the arrival date) by a participant adds to the campaign's exact total of
   metres, and the distance commitment is `floor(total_m x won_per_km / 1000)` (one rounding,
   so remainders carry and many days add up exactly). A participant whose steps within the

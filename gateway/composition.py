@@ -1,5 +1,6 @@
 """The composition root's wiring, shared by `create_app` (gateway/app.py) and the CLI
-(gateway/cli.py): which periodic jobs a process has and who listens to credited walking.
+(gateway/cli.py): which periodic jobs a process has, who listens to credited walking, and
+which connector runner and connector types the faces reach through gateway/connectors.py.
 
 Packages do not register themselves at import. Each one says what it has in a
 `register_jobs(jobs)` (or `register_listeners(listeners)`) function, and this module, which
@@ -8,8 +9,12 @@ in its package; nothing is found by name.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from auth import jobs as auth_jobs
 from connectors import jobs as connector_jobs
+from connectors.registry import registry as connector_types
+from connectors.runner import runner_for
 from gateway import activity, audit_jobs, campaigns, expiry, redemption, settlement_jobs
 from gateway.jobs import JobRegistry
 
@@ -33,4 +38,12 @@ def register_listeners() -> None:
     campaigns.register_listeners(activity.listeners)
 
 
-__all__ = ["job_registry", "register_listeners"]
+def wire_connectors(state: Any) -> None:
+    """Put on the app state what `gateway.connectors.request_run` and `check_config` are
+    handed: this process's runner (`state.connector_runs`, closed at shutdown) and the
+    installed connector types (`state.connector_types`)."""
+    state.connector_runs = runner_for(state)
+    state.connector_types = connector_types
+
+
+__all__ = ["job_registry", "register_listeners", "wire_connectors"]

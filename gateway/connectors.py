@@ -16,6 +16,11 @@ Health is a circuit breaker whose state is the connector's `status`:
   `syncConnector` answers UPSTREAM_UNAVAILABLE meanwhile.
 * DISABLED - switched off by an administrator.
 
+The faces reach the partner-facing half only through this module: `check_config` and
+`request_run` take the connector types (`ConnectorTypes`) and the runner (`RunLauncher`) the
+composition root hands in (gateway/composition.py `wire_connectors`), declared here as
+Protocols, so nothing here imports connectors/.
+
 Every change of status writes a `connector.status_changed` event for the partner and the
 program office (ADMIN partners). Only failures to reach the partner's system count; a run
 that fails on the partner's data (a malformed record) fails without moving the breaker.
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +57,24 @@ JOB_PARTNER_KINDS: dict[ConnectorJob, frozenset[PartnerKind]] = {
 MIN_SCHEDULE_SECONDS = 10
 #: How many handled report keys a connector remembers per job (`record_progress(remember=)`).
 SEEN_KEEP = 200
+
+
+class ConnectorTypes(Protocol):
+    """The installed connector types (connectors/registry.py's `registry`)."""
+
+    def validate(self, kind: str, jobs: Iterable[str], config: Mapping) -> dict: ...
+
+    async def vet_outbound(self, kind: str, config: dict, *, allow_private: bool) -> None: ...
+
+
+class RunLauncher(Protocol):
+    """Executes started runs against partners' systems in background tasks of this process
+    (connectors/runner.py's `ConnectorRunner`)."""
+
+    @property
+    def stale_after(self) -> dt.timedelta: ...
+
+    def launch(self, run_id: int) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -166,6 +189,29 @@ def may_run(connector: ConnectorConfig, now: dt.datetime) -> bool:
 
 
 # ---------------------------------------------------------------- runs
+
+
+async def check_config(
+    *, types: ConnectorTypes, kind: str, jobs: Sequence[ConnectorJob], config: Mapping, allow_private: bool
+) -> dict:
+    """`config` as the type `kind` accepts it for `jobs`, the partner addresses in it vetted;
+    InvalidInput naming the input field otherwise. It resolves host names: call it outside
+    a transaction."""
+    checked = types.validate(kind, [j.value for j in jobs], config)
+    await types.vet_outbound(kind, checked, allow_private=allow_private)
+    return checked
+
+
+async def request_run(
+    *, session: AsyncSession, launcher: RunLauncher, partner_id: int, job: ConnectorJob, now: dt.datetime
+) -> tuple[ConnectorRun, bool]:
+    """A manual run of the partner's connector for `job`; (run, created), as `start_run`.
+
+    A created run is the caller's to launch, `launcher.launch(run.id)`, once its transaction
+    has committed (the runner reads the run in a transaction of its own)."""
+    return await start_run(
+        session=session, partner_id=partner_id, job=job, trigger="manual", now=now, stale_after=launcher.stale_after
+    )
 
 
 async def start_run(
@@ -438,7 +484,10 @@ async def recent_runs(session: AsyncSession, connector_ids: Sequence[int], per_c
 
 __all__ = [
     "Breaker",
+    "ConnectorTypes",
     "JOB_PARTNER_KINDS",
+    "RunLauncher",
+    "check_config",
     "configure",
     "connectors_of",
     "credentials_of",

@@ -23,7 +23,9 @@ from auth.scopes import scopes_for_kind
 from gateway import activity, partners
 from gateway.bootstrap import ensure_admin_partner
 from gateway.db import Database, utcnow
+from gateway.demo_campaigns import demo_campaign
 from gateway.ledger import seoul_date
+from gateway.migrations import upgrade_sync
 from gateway.models import ClientAuthMethod, OAuthClient, PartnerKind, SettlementPeriod
 from gateway.settings import Settings
 
@@ -124,8 +126,7 @@ async def load_demo(settings: Settings) -> tuple[list[dict], int]:
         async with db.transaction() as session:
             ids = await _ensure_partners(session)
         credited = await _walk_a_month(db, ids, now)
-        for hook in EXTRA_STEPS:
-            await hook(db, ids, now)
+        await demo_campaign(db, ids, now)  # Korea Yakult's campaign, joins and donations
         async with db.transaction() as session:
             creds = await _credentials(session, ids)
         return creds, credited
@@ -133,22 +134,9 @@ async def load_demo(settings: Settings) -> tuple[list[dict], int]:
         await db.dispose()
 
 
-#: Later areas (campaigns, donations, redemptions) add steps here: async (db, ids, now) -> None.
-EXTRA_STEPS: list = []
-
-
-# Korea Yakult's campaign, joins and donations; importing it also registers the campaign
-# commitment listener before the walking is recorded.
-from gateway.demo_campaigns import demo_campaign  # noqa: E402
-
-EXTRA_STEPS.append(demo_campaign)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not args.no_migrate:
-        from gateway.migrations import upgrade_sync
-
         upgrade_sync(settings.database_url)
     creds, credited = asyncio.run(load_demo(settings))
     if args.json:

@@ -5,7 +5,9 @@ import strawberry
 from strawberry.tools import merge_types
 
 from schema.descriptions import describe
+from schema.extensions import GatewaySchema, default_extensions
 from schema.input_text import StorableText
+from schema.types import partners as _partner_types  # noqa: F401  (types reached only through interfaces)
 from schema.mutations import campaigns as campaign_mutations
 from schema.mutations import donations as donation_mutations
 from schema.mutations import members as member_mutations
@@ -56,9 +58,6 @@ def build_schema(extensions: list | None = None) -> strawberry.Schema:
     """The schema with the gateway's own extensions (limits, validation cache, audit log,
     metrics; schema/extensions.py; the storable-text guard, schema/input_text.py) followed
     by `extensions` (classes or factories)."""
-    from schema.extensions import GatewaySchema, default_extensions
-    from schema.types import partners as _partner_types  # noqa: F401  (types reached only through interfaces)
-
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS)
     schema = GatewaySchema(

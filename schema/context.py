@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.principal import Principal
 from gateway.db import Database
 from gateway.settings import Settings
-
-if TYPE_CHECKING:
-    from schema.dataloaders import Loaders
+from schema.dataloaders import Loaders
 
 
 @dataclass
@@ -46,10 +44,8 @@ class Context:
         self._loaders = None
 
     @property
-    def loaders(self) -> "Loaders":
+    def loaders(self) -> Loaders:
         if self._loaders is None:
-            from schema.dataloaders import Loaders
-
             self._loaders = Loaders(self)
         return self._loaders
 

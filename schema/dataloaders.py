@@ -8,7 +8,7 @@ from strawberry.dataloader import DataLoader
 
 from gateway import models
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type only: schema.context imports this module
     from schema.context import Context
 
 

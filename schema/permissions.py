@@ -13,6 +13,7 @@ from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
 from auth.principal import Principal
+from schema.errors import forbidden
 
 ADMIN, OPERATOR, MERCHANT, SPONSOR, BENEFICIARY = "ADMIN", "OPERATOR", "MERCHANT", "SPONSOR", "BENEFICIARY"
 ALL_KINDS = (ADMIN, OPERATOR, MERCHANT, SPONSOR, BENEFICIARY)
@@ -56,8 +57,6 @@ def needs(scope: str | None, *kinds: str) -> list[FieldExtension]:
 def principal_of(info) -> Principal:
     principal = info.context.principal
     if principal is None:  # /graphql refuses unauthenticated requests before this
-        from schema.errors import forbidden
-
         raise forbidden()
     return principal
 
@@ -70,7 +69,5 @@ def visible_to(principal: Principal, *partner_ids: int | None) -> bool:
 def require_admin_or_self(info, partner_id: int) -> Principal:
     principal = principal_of(info)
     if not visible_to(principal, partner_id):
-        from schema.errors import forbidden
-
         raise forbidden()
     return principal

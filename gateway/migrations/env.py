@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 import gateway.models  # noqa: F401 - registers every table
 from gateway.db import Base, make_engine
+from gateway.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -16,8 +17,6 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from gateway.settings import Settings
-
         url = Settings.from_env().database_url
     return url
 

@@ -6,7 +6,6 @@ from typing import Optional
 
 import strawberry
 
-from connectors.guarded_http import vet_outbound
 from gateway import connectors as connector_service
 from gateway import partners as partner_service
 from gateway.db import utcnow
@@ -67,23 +66,16 @@ class Mutation:
         description="ADMIN, or the partner for its own connector.", extensions=needs("connectors:write", OPERATOR, SPONSOR)
     )
     async def sync_connector(self, info: strawberry.Info, input: SyncConnectorInput) -> ConnectorRunPayload:
-        from connectors.runner import runner_for
-
         principal = principal_of(info)
         if not principal.is_admin and input.partner_code != principal.partner_code:
             raise forbidden("A partner may sync only its own connector.")
-        runner = runner_for(info.context.state)
+        launcher: connector_service.RunLauncher = info.context.state.connector_runs  # gateway/composition.py
         started: list[tuple[int, bool]] = []
 
         async def work(session):
             partner = await partner_service.require(session, input.partner_code, field=["input", "partnerCode"])
-            run, created = await connector_service.start_run(
-                session=session,
-                partner_id=partner.id,
-                job=ConnectorJob(input.job.value),
-                trigger="manual",
-                now=utcnow(),
-                stale_after=runner.stale_after,
+            run, created = await connector_service.request_run(
+                session=session, launcher=launcher, partner_id=partner.id, job=ConnectorJob(input.job.value), now=utcnow()
             )
             started.append((run.id, created))
             return run
@@ -93,7 +85,7 @@ class Mutation:
         )
         for run_id, created in started:
             if created and not payload.errors:
-                runner.launch(run_id)  # after the commit: the run executes in the background
+                launcher.launch(run_id)  # after the commit: the run executes in the background
         return payload
 
     @strawberry.mutation(
@@ -101,16 +93,17 @@ class Mutation:
         extensions=needs("admin", ADMIN),
     )
     async def configure_connector(self, info: strawberry.Info, input: ConfigureConnectorInput) -> ConnectorPayload:
-        from connectors.registry import registry
-
         jobs = [ConnectorJob(j.value) for j in input.jobs]
         refused: InvalidInput | None = None
         config: dict = {}
         try:
-            config = registry.validate(input.kind, [j.value for j in jobs], _json_object(input.config, "config"))
             # The address guard resolves host names: before the transaction, not inside it.
-            await vet_outbound(
-                registry.get(input.kind).cls, config, allow_private=info.context.settings.webhook_allow_private
+            config = await connector_service.check_config(
+                types=info.context.state.connector_types,  # gateway/composition.py
+                kind=input.kind,
+                jobs=jobs,
+                config=_json_object(input.config, "config"),
+                allow_private=info.context.settings.webhook_allow_private,
             )
         except InvalidInput as exc:
             refused = exc

@@ -10,6 +10,7 @@ from gateway import partners as partner_service
 from gateway.models import Account, OwnerKind, PartnerKind
 from gateway.models import LedgerEntry as LedgerEntryRow
 from gateway.models import Member as MemberRow
+from schema.errors import graphql_error
 from schema.node import node_resolver
 from schema.permissions import OPERATOR, needs, principal_of, visible_to
 from schema.types.members import LedgerEntry, Member
@@ -49,8 +50,6 @@ class Query:
         session = info.context.session
         if principal.is_admin:
             if operator_code is None:
-                from schema.errors import graphql_error
-
                 raise graphql_error("INVALID_INPUT", "ADMIN must name the member's operator: operatorCode")
             operator = await partner_service.get_by_code(session, operator_code)
             if operator is None or operator.kind != PartnerKind.OPERATOR:

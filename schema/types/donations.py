@@ -5,6 +5,7 @@ from typing import Optional
 
 import strawberry
 
+from gateway.models import Partner as PartnerRow
 from gateway.models.campaigns import Donation as DonationRow
 from gateway.statements import Statement
 from schema.ids import encode_id
@@ -65,8 +66,6 @@ class DonationFilter:
 
 
 def partner_by_code(ctx):
-    from gateway.models import Partner as PartnerRow
-
     return by_column(ctx, PartnerRow.code)
 
 

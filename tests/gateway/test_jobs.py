@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from gateway.db import Database, utcnow
 import pytest
 
 from gateway import composition
+from gateway.db import Database, utcnow
 from gateway.jobs import Job, JobContext, JobRegistry, Scheduler, acquire, lease_of, run_job
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _job(name: str, fn, interval: float = 60.0, timeout: float = 30.0, singleton: bool = True) -> Job:
@@ -125,3 +132,30 @@ def test_a_registry_refuses_two_jobs_of_one_name():
         jobs.add(Job.every("test.registered", 60, noop))
     with pytest.raises(ValueError):
         Job.every("test.zero", 0, noop)
+
+
+def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_SECRET_KEY": "test-secret-key-not-for-production",
+        "GATEWAY_ENV": "development",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "jobs", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_the_cli_sees_every_package_s_jobs_and_runs_one_under_its_lease(db, database_url):
+    ran = await asyncio.to_thread(_cli, database_url, "run-once", "auth.purge_expired")
+    assert ran.returncode == 0 and "auth.purge_expired done" in ran.stderr, ran.stderr
+
+    listed = await asyncio.to_thread(_cli, database_url, "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert set(rows) == set(composition.job_registry())
+    assert rows["auth.purge_expired"]["last_finished_at"] and rows["auth.purge_expired"]["last_error"] is None
+    assert rows["webhooks.deliver"]["singleton"] is False
+
+    unknown = await asyncio.to_thread(_cli, database_url, "run-once", "nope")
+    assert unknown.returncode == 2 and "connectors.sync" in unknown.stderr

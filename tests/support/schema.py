@@ -8,6 +8,7 @@ import datetime as dt
 from types import SimpleNamespace
 
 from auth.principal import Principal
+from gateway import composition
 from gateway.db import Database
 from gateway.settings import Settings
 from schema import build_schema
@@ -32,7 +33,9 @@ async def execute(db: Database, settings: Settings, who: Principal, query: str, 
     global _schema
     if _schema is None:
         _schema = build_schema()
-    ctx = Context(request=None, response=None, db=db, settings=settings, principal=who, state=SimpleNamespace(settings=settings, db=db))
+    state = SimpleNamespace(settings=settings, db=db)
+    composition.wire_connectors(state)  # as create_app does
+    ctx = Context(request=None, response=None, db=db, settings=settings, principal=who, state=state)
     try:
         return await _schema.execute(query, variable_values=variables, context_value=ctx)
     finally:
