@@ -1,4 +1,5 @@
 """OAuth client registration: ids, secrets (stored only as Argon2id hashes), JWKS for private_key_jwt."""
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,9 @@ def parse_public_jwks(text: str | None) -> KeySet:
 
 
 async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
-    return (await session.execute(sa.select(OAuthClient).where(OAuthClient.client_id == client_id))).scalar_one_or_none()
+    return (
+        await session.execute(sa.select(OAuthClient).where(OAuthClient.client_id == client_id))
+    ).scalar_one_or_none()
 
 
 async def create_client(
@@ -123,7 +126,9 @@ async def rotate_secret(*, session: AsyncSession, client_id: str, partner_id: in
     """A new secret replaces the old one at once. `partner_id` None means ADMIN (any client)."""
     client = await _owned(session, client_id, partner_id)
     if client.auth_method == ClientAuthMethod.PRIVATE_KEY_JWT:
-        raise InvalidInput("A PRIVATE_KEY_JWT client has no secret; register new keys instead", field=["input", "clientId"])
+        raise InvalidInput(
+            "A PRIVATE_KEY_JWT client has no secret; register new keys instead", field=["input", "clientId"]
+        )
     secret = new_client_secret()
     client.secret_hash = hash_secret(secret)
     revoke_tokens(client)

@@ -1,5 +1,6 @@
 """Periodic auth housekeeping (see gateway/jobs.py): key rotation on schedule, forgetting
 revoked jtis and used assertion jtis once they can no longer matter."""
+
 from __future__ import annotations
 
 from auth import tokens

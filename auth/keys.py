@@ -13,6 +13,7 @@ processes share one database: each keeps the keys in memory, notices a rotation 
 elsewhere (a token with an unknown ``kid``, a changed current key, or every
 ``REFRESH_SECONDS``), and the database allows only one current key per algorithm.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +21,8 @@ import datetime as dt
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -30,9 +31,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jws import JWSRegistry
 from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, import_key
+from joserfc.jws import JWSRegistry
 from sqlalchemy.exc import IntegrityError
 
 from gateway.db import Database, utcnow
@@ -280,7 +281,11 @@ class KeyStore:
                         "retired_kid": old.kid if old else None,
                         # When the old key leaves the JWKS: document keys never do.
                         "retired_published_until": (
-                            None if old is None else old.publish_until.isoformat() if old.publish_until else "indefinitely"
+                            None
+                            if old is None
+                            else old.publish_until.isoformat()
+                            if old.publish_until
+                            else "indefinitely"
                         ),
                     }
                 )
@@ -310,12 +315,16 @@ class KeyStore:
         now = utcnow()
         async with self.db.session() as session:
             rows = (
-                await session.execute(
-                    sa.select(SigningKey).where(
-                        sa.or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now)
+                (
+                    await session.execute(
+                        sa.select(SigningKey).where(
+                            sa.or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now)
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         published: dict[str, PublishedKey] = {}
         signing: dict[str, Key] = {}
         for row in rows:
@@ -343,8 +352,10 @@ class KeyStore:
             await self.refresh_if_stale()
             return
         async with self.db.session() as session:
-            rows = (await session.execute(sa.select(SigningKey.alg, SigningKey.kid).where(SigningKey.retired_at.is_(None)))).all()
-        if {alg: kid for alg, kid in rows} != {alg: key.kid for alg, key in self._signing.items()}:
+            rows = (
+                await session.execute(sa.select(SigningKey.alg, SigningKey.kid).where(SigningKey.retired_at.is_(None)))
+            ).all()
+        if dict(rows) != {alg: key.kid for alg, key in self._signing.items()}:
             await self.refresh()
 
     # ------------------------------------------------------------ use
@@ -396,7 +407,9 @@ class KeyStore:
         ``payload`` with the current EdDSA (Ed25519) key; the header carries its kid."""
         await self.sync_current()
         key = self.signing_key(DOCUMENT_ALG)
-        compact = jws.serialize_compact({"alg": DOCUMENT_ALG, "kid": key.kid}, payload, key, registry=jws_registry([DOCUMENT_ALG]))
+        compact = jws.serialize_compact(
+            {"alg": DOCUMENT_ALG, "kid": key.kid}, payload, key, registry=jws_registry([DOCUMENT_ALG])
+        )
         return jws.detach_content(compact)
 
     async def verify_detached(self, payload: bytes, signature: str) -> bool:

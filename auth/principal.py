@@ -1,4 +1,5 @@
 """Who is calling: the verified content of an access token."""
+
 from __future__ import annotations
 
 import datetime as dt

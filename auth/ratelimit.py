@@ -23,12 +23,13 @@ replica), else in this process (with N processes each allows the full rate); whi
 cannot be reached, in this process (gateway/limits_storage.py).
 Over a limit: HTTP 429, `Retry-After` (seconds), `{"error": "slow_down", ...}`.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import math
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.aio.storage import MemoryStorage

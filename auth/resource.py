@@ -7,6 +7,7 @@ current token epoch (a secret rotation or a disable since then revokes it). The
 principal's scopes are the token's scopes that the client still holds (a scope removed
 from a client stops working at once).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -98,13 +99,17 @@ class TokenVerifier:
             ).first()
         if row is None:
             raise InvalidToken("The token's client does not exist")
-        enabled, registered_scope, partner_id, persisted_only, token_epoch, partner_code, partner_kind, revoked_jti = row
+        enabled, registered_scope, partner_id, persisted_only, token_epoch, partner_code, partner_kind, revoked_jti = (
+            row
+        )
         if revoked_jti is not None:
             raise InvalidToken("The token has been revoked")
         if not enabled:
             raise InvalidToken("The token's client is disabled")
         if epoch_of(claims) != token_epoch:
-            raise InvalidToken("The token has been revoked: its client's secret was rotated or the client disabled since")
+            raise InvalidToken(
+                "The token has been revoked: its client's secret was rotated or the client disabled since"
+            )
         if claims.get("partner") != partner_code or claims.get("partner_kind") != partner_kind.value:
             raise InvalidToken("The token's partner does not match its client")
         scopes = frozenset(claims.get("scope", "").split()) & frozenset(registered_scope.split())

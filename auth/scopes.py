@@ -1,4 +1,5 @@
 """The contract's scopes and which partner kinds may hold each."""
+
 from __future__ import annotations
 
 SCOPES: dict[str, frozenset[str]] = {

@@ -15,14 +15,16 @@ event loop with `anyio.from_thread.run`. Authlib's `(status, body, headers)` bec
 Starlette response in `handle_response`. Argon2 secret checks run in that thread too, off
 the event loop.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import anyio
@@ -42,10 +44,10 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
+from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -216,7 +218,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, server: "GatewayAuthorizationServer") -> None:
+    def __init__(self, server: GatewayAuthorizationServer) -> None:
         super().__init__(validate_jti=True, leeway=30)
         self.server = server
 
@@ -235,7 +237,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             token = jwt.decode(assertion, resolve_key, registry=jws_registry(ASSERTION_ALGS))
         except (JoseError, ValueError) as exc:
             raise InvalidClientError(
-                description=tokens.safe_description(f"The client assertion is not accepted: {getattr(exc, 'description', exc)}")
+                description=tokens.safe_description(
+                    f"The client assertion is not accepted: {getattr(exc, 'description', exc)}"
+                )
             ) from exc
         self.verify_claims(token.claims)
         return token.claims
@@ -298,7 +302,9 @@ class Revocation(RevocationEndpoint):
         return self.server.run(self.server.find_signed_token, token_string)
 
     def revoke_token(self, token: IssuedToken, request) -> None:
-        self.server.run(tokens.revoke, self.server.db, jti=token.claims["jti"], expires_at=tokens.expiry_of(token.claims))
+        self.server.run(
+            tokens.revoke, self.server.db, jti=token.claims["jti"], expires_at=tokens.expiry_of(token.claims)
+        )
 
 
 class GatewayAuthorizationServer(AuthorizationServer):
@@ -414,7 +420,9 @@ class StarletteOAuth2Payload(OAuth2Payload):
 class StarletteOAuth2Request(OAuth2Request):
     """An Authlib request made from a Starlette request whose body was already read."""
 
-    def __init__(self, *, method: str, uri: str, headers, form: ImmutableMultiDict, query, client_host: str | None) -> None:
+    def __init__(
+        self, *, method: str, uri: str, headers, form: ImmutableMultiDict, query, client_host: str | None
+    ) -> None:
         super().__init__(method, uri, headers=headers)
         self.payload = StarletteOAuth2Payload(form)
         self._form = form
@@ -527,7 +535,9 @@ class OAuthEndpoints:
     async def jwks(self, request: Request) -> Response:
         return JSONResponse(await self.keystore.jwks(), headers={"Cache-Control": "public, max-age=60"})
 
-    async def _dispatch(self, request: Request, authlib_call: Callable[[OAuth2Request], Response], *, refresh_keys: bool = False) -> Response:
+    async def _dispatch(
+        self, request: Request, authlib_call: Callable[[OAuth2Request], Response], *, refresh_keys: bool = False
+    ) -> Response:
         try:
             form = await read_form(request)
         except OAuth2Error as error:

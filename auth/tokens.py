@@ -6,6 +6,7 @@ resource URI), ``scope``, ``jti``, ``iat``, ``exp``, ``partner``, ``partner_kind
 ``token_epoch`` (see `EPOCH_CLAIM`); its header ``typ: at+jwt`` and the ``kid`` of the
 ES256 key that signed it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +15,7 @@ import secrets
 
 import sqlalchemy as sa
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
-from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator, JWTBearerTokenValidator
 from authlib.oauth2.rfc9068.claims import JWTAccessTokenClaims
 from joserfc import jws
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
@@ -36,7 +36,7 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: tokens issued before it existed, which counts as epoch 0.
 EPOCH_CLAIM = "token_epoch"
 
-_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 
 def safe_description(text: str) -> str:
@@ -151,7 +151,7 @@ def epoch_of(claims: dict) -> int:
 
 
 def expiry_of(claims: dict) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(claims["exp"]), dt.timezone.utc)
+    return dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
 
 
 # ---------------------------------------------------------------- bookkeeping
@@ -174,10 +174,14 @@ async def use_assertion(db: Database, *, client_id: str, jti: str, expires_at: d
     """Record a private_key_jwt assertion's jti; False when that client used it before."""
     async with db.transaction() as session:
         result = await session.execute(
-            _insert_ignoring_duplicates(db, UsedAssertion, {"jti": jti, "client_id": client_id, "expires_at": expires_at})
+            _insert_ignoring_duplicates(
+                db, UsedAssertion, {"jti": jti, "client_id": client_id, "expires_at": expires_at}
+            )
         )
         # An expired assertion is refused on its exp already: forget old jtis.
-        await session.execute(sa.delete(UsedAssertion).where(UsedAssertion.expires_at < utcnow() - dt.timedelta(minutes=5)))
+        await session.execute(
+            sa.delete(UsedAssertion).where(UsedAssertion.expires_at < utcnow() - dt.timedelta(minutes=5))
+        )
         return result.rowcount == 1
 
 

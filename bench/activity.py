@@ -17,6 +17,7 @@ Records per second is 1,000 × batches / wall time of the phase, client side (to
 GraphQL parsing and the whole transaction included). `--docs` (default) writes the table into
 docs/performance.md under "## Recording activity".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-
 from support import start_gateway  # noqa: E402  (bench/support.py)
 
 from auth.clients import create_client  # noqa: E402
@@ -57,11 +57,18 @@ async def setup(url: str) -> tuple[str, str]:
     try:
         async with db.transaction() as session:
             operator = await partners.create_partner(
-                session=session, code="bench-walk", name="Bench Walk", kind=PartnerKind.OPERATOR,
-                unit_code="BWK", won_per_point=Decimal("1"),
+                session=session,
+                code="bench-walk",
+                name="Bench Walk",
+                kind=PartnerKind.OPERATOR,
+                unit_code="BWK",
+                won_per_point=Decimal("1"),
             )
             client, secret = await create_client(
-                session=session, partner=operator, scopes=["activity:write"], auth_method=ClientAuthMethod.CLIENT_SECRET_BASIC
+                session=session,
+                partner=operator,
+                scopes=["activity:write"],
+                auth_method=ClientAuthMethod.CLIENT_SECRET_BASIC,
             )
             return client.client_id, secret
     finally:
@@ -77,8 +84,15 @@ def batches(count: int, *, factor: float) -> list[list[dict]]:
         records = []
         for i in range(1000):
             steps = int((6000 + (i % 50) * 100) * factor)
-            records.append({"memberExternalId": f"bench-{b:03d}-{i:04d}", "date": day.isoformat(),
-                            "steps": steps, "distanceMeters": int(steps * 0.75), "source": "bench"})
+            records.append(
+                {
+                    "memberExternalId": f"bench-{b:03d}-{i:04d}",
+                    "date": day.isoformat(),
+                    "steps": steps,
+                    "distanceMeters": int(steps * 0.75),
+                    "source": "bench",
+                }
+            )
         out.append(records)
     return out
 
@@ -88,8 +102,11 @@ def run_phase(client: httpx.Client, token: str, work: list[list[dict]], expect: 
     start = time.perf_counter()
     for records in work:
         t = time.perf_counter()
-        response = client.post("/graphql", json={"query": MUTATION, "variables": {"i": {"activities": records}}},
-                               headers={"Authorization": f"Bearer {token}"})
+        response = client.post(
+            "/graphql",
+            json={"query": MUTATION, "variables": {"i": {"activities": records}}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         latencies.append(time.perf_counter() - t)
         body = response.json()["data"]["recordActivities"]
         statuses = {r["status"] for r in body["results"]}
@@ -122,13 +139,21 @@ def main() -> None:
         log = Path(tempfile.mkstemp(suffix=".log")[1])
         process, base = start_gateway(url, log)
         with httpx.Client(base_url=base, timeout=300) as http:
-            token = http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)).json()["access_token"]
+            token = http.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+            ).json()["access_token"]
             rows = []
-            for label, factor, expect in (("new days", 1.0, "CREDITED"), ("resent", 1.0, "UNCHANGED"), ("corrected", 1.3, "ADJUSTED")):
+            for label, factor, expect in (
+                ("new days", 1.0, "CREDITED"),
+                ("resent", 1.0, "UNCHANGED"),
+                ("corrected", 1.3, "ADJUSTED"),
+            ):
                 elapsed, latencies = run_phase(http, token, batches(args.batches, factor=factor), expect)
                 rate = 1000 * args.batches / elapsed
                 rows.append((label, expect, rate, statistics.median(latencies) * 1000, max(latencies) * 1000))
-                print(f"{label:<10} {expect:<9} {rate:8.0f} records/s  batch p50 {rows[-1][3]:.0f} ms  max {rows[-1][4]:.0f} ms")
+                print(
+                    f"{label:<10} {expect:<9} {rate:8.0f} records/s  batch p50 {rows[-1][3]:.0f} ms  max {rows[-1][4]:.0f} ms"
+                )
     finally:
         if process is not None:
             process.terminate()

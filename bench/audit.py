@@ -10,6 +10,7 @@ client sends `--mutations` `createPartner` mutations, `--concurrency` at a time,
 between the processes. Each mutation is one small transaction plus its audit event, so the
 audit log's share of the cost shows. Prints mutations per second and client-side latency.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,9 @@ def _env(root: Path, url: str, issuer: str) -> dict:
 
 
 def _cli(root: Path, env: dict, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     return done.stdout
@@ -68,8 +70,24 @@ def _cli(root: Path, env: dict, *args: str) -> str:
 def _serve(root: Path, env: dict, port: int, log: Path) -> subprocess.Popen:
     with open(log, "wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"], cwd=root, env=env, stdout=sink, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--no-migrate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=root,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -87,11 +105,14 @@ async def _send(urls: list[str], token: str, n: int, concurrency: int) -> tuple[
     latencies: list[float] = []
     queue = iter(range(n))
     async with httpx.AsyncClient(timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+
         async def worker() -> None:
             for i in queue:
                 started = time.perf_counter()
-                response = await http.post(urls[i % 2] + "/graphql",
-                                           json={"query": CREATE, "variables": {"code": f"s-{i}-{uuid.uuid4().hex[:6]}"}})
+                response = await http.post(
+                    urls[i % 2] + "/graphql",
+                    json={"query": CREATE, "variables": {"code": f"s-{i}-{uuid.uuid4().hex[:6]}"}},
+                )
                 assert response.json()["data"]["createPartner"]["errors"] == [], response.text
                 latencies.append(time.perf_counter() - started)
 
@@ -115,18 +136,28 @@ async def main(root: Path, mutations: int, concurrency: int) -> None:
         with tempfile.TemporaryDirectory() as logs:
             for port in ports:  # one after the other: the first creates the signing keys
                 processes.append(_serve(root, env, port, Path(logs) / f"{port}.log"))
-            token = httpx.post(urls[0] + "/oauth/token", data={"grant_type": "client_credentials"},
-                               auth=(client["client_id"], client["client_secret"]), timeout=30).json()["access_token"]
+            token = httpx.post(
+                urls[0] + "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client["client_id"], client["client_secret"]),
+                timeout=30,
+            ).json()["access_token"]
             await _send(urls, token, 20, concurrency)  # warm-up
             elapsed, latencies = await _send(urls, token, mutations, concurrency)
         latencies.sort()
-        print(json.dumps({
-            "gateway": str(root), "mutations": mutations, "concurrency": concurrency,
-            "per_second": round(mutations / elapsed, 1),
-            "p50_ms": round(statistics.median(latencies) * 1000, 1),
-            "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
-            "load_average": os.getloadavg()[0],
-        }))
+        print(
+            json.dumps(
+                {
+                    "gateway": str(root),
+                    "mutations": mutations,
+                    "concurrency": concurrency,
+                    "per_second": round(mutations / elapsed, 1),
+                    "p50_ms": round(statistics.median(latencies) * 1000, 1),
+                    "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
+                    "load_average": os.getloadavg()[0],
+                }
+            )
+        )
     finally:
         for process in processes:
             process.terminate()
@@ -137,7 +168,9 @@ async def main(root: Path, mutations: int, concurrency: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gateway-root", type=Path, default=ROOT, help="checkout whose gateway to run (default: this one)")
+    parser.add_argument(
+        "--gateway-root", type=Path, default=ROOT, help="checkout whose gateway to run (default: this one)"
+    )
     parser.add_argument("--mutations", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()

@@ -29,6 +29,7 @@ Throughput is payments per second over the phase; latency is per payment, client
 Every payment uses a fresh code; a payment that is refused counts as an error (there should
 be none). `--docs` (default) writes the table into docs/performance.md under "## Checkout".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,6 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-
 from support import start_gateway  # noqa: E402  (bench/support.py)
 
 from auth.clients import create_client  # noqa: E402
@@ -96,21 +96,40 @@ async def build_world(url: str, slots: int) -> tuple[int, list[Slot], list[Slot]
     db = Database(url)
     try:
         async with db.transaction() as s:
-            op = await create_partner(session=s, code="seoul-walking", name="Seoul Walking", kind=PartnerKind.OPERATOR,
-                                      unit_code="SWM", won_per_point=Decimal("1"))
+            op = await create_partner(
+                session=s,
+                code="seoul-walking",
+                name="Seoul Walking",
+                kind=PartnerKind.OPERATOR,
+                unit_code="SWM",
+                won_per_point=Decimal("1"),
+            )
         sides: list[list[Slot]] = [[], [], []]
         for side, name in enumerate(("gw", "svc", "bare")):
             for i in range(slots):
                 async with db.transaction() as s:
-                    shop = await create_partner(session=s, code=f"shop-{name}-{i}", name=f"Shop {name} {i}",
-                                                kind=PartnerKind.MERCHANT, operator_code="seoul-walking")
-                    client, secret = await create_client(session=s, partner=shop, scopes=["redemptions:write"],
-                                                         auth_method=ClientAuthMethod.CLIENT_SECRET_BASIC)
+                    shop = await create_partner(
+                        session=s,
+                        code=f"shop-{name}-{i}",
+                        name=f"Shop {name} {i}",
+                        kind=PartnerKind.MERCHANT,
+                        operator_code="seoul-walking",
+                    )
+                    client, secret = await create_client(
+                        session=s,
+                        partner=shop,
+                        scopes=["redemptions:write"],
+                        auth_method=ClientAuthMethod.CLIENT_SECRET_BASIC,
+                    )
                     member = await enroll(session=s, operator_id=op.id, external_id=f"{name}-member-{i}")
                     wallet = await ledger.wallet_account(s, member)
                     issuance = await ledger.issuance_account(s, op.id)
-                    await ledger.post(session=s, kind=EntryKind.EARN, memo="bench",
-                                      legs=[ledger.Leg(issuance, wallet, 10**12, never_expires=True)])
+                    await ledger.post(
+                        session=s,
+                        kind=EntryKind.EARN,
+                        memo="bench",
+                        legs=[ledger.Leg(issuance, wallet, 10**12, never_expires=True)],
+                    )
                     shop_account = await ledger.partner_account(s, shop.id, "SWM", "merchant")
                     sides[side].append(Slot(shop.id, client.client_id, secret, member.id, wallet.id, shop_account.id))
         return op.id, sides[0], sides[1], sides[2]
@@ -120,13 +139,17 @@ async def build_world(url: str, slots: int) -> tuple[int, list[Slot], list[Slot]
 
 async def issue_codes(conn: asyncpg.Connection, slots: list[Slot], per_slot: int) -> None:
     """Fresh PAYMENT codes for each slot's member (bulk COPY; only hashes are stored)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     records = []
     for slot in slots:
         slot.codes = [new_code() for _ in range(per_slot)]
-        records += [(slot.member_id, "PAYMENT", code_hash(c), now + dt.timedelta(hours=2), None, now) for c in slot.codes]
+        records += [
+            (slot.member_id, "PAYMENT", code_hash(c), now + dt.timedelta(hours=2), None, now) for c in slot.codes
+        ]
     await conn.copy_records_to_table(
-        "member_codes", records=records, columns=["member_id", "purpose", "code_hash", "expires_at", "used_at", "created_at"]
+        "member_codes",
+        records=records,
+        columns=["member_id", "purpose", "code_hash", "expires_at", "used_at", "created_at"],
     )
 
 
@@ -163,16 +186,29 @@ async def gateway_phase(base_url: str, slots: list[Slot], duration: float, warmu
     limits = httpx.Limits(max_connections=len(slots) + 4, max_keepalive_connections=len(slots) + 4)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
         pid = int(http_pid[base_url]) if base_url in http_pid else None
+
         async def pay(slot: Slot) -> tuple[bool, float]:
             code = slot.codes.pop()
-            body = {"query": AUTHORIZE, "variables": {"input": {
-                "memberCode": code, "amountWon": str(AMOUNT_WON), "orderId": f"bench-{uuid.uuid4().hex[:12]}",
-                "idempotencyKey": uuid.uuid4().hex, "capture": True}}}
+            body = {
+                "query": AUTHORIZE,
+                "variables": {
+                    "input": {
+                        "memberCode": code,
+                        "amountWon": str(AMOUNT_WON),
+                        "orderId": f"bench-{uuid.uuid4().hex[:12]}",
+                        "idempotencyKey": uuid.uuid4().hex,
+                        "capture": True,
+                    }
+                },
+            }
             t0 = time.perf_counter()
             response = await http.post("/graphql", json=body, headers={"Authorization": f"Bearer {slot.token}"})
             took = time.perf_counter() - t0
-            good = response.status_code == 200 and not response.json().get("errors") and \
-                not response.json()["data"]["authorizeRedemption"]["errors"]
+            good = (
+                response.status_code == 200
+                and not response.json().get("errors")
+                and not response.json()["data"]["authorizeRedemption"]["errors"]
+            )
             return good, took
 
         for slot in slots:  # warm-up: connections, prepared statements, caches
@@ -209,14 +245,20 @@ async def service_phase(url: str, slots: list[Slot], duration: float, warmup: in
     phase = Phase()
     db = Database(url, pool_size=len(slots) + 2, max_overflow=4)
     try:
+
         async def pay(slot: Slot) -> tuple[bool, float]:
             code = slot.codes.pop()
             t0 = time.perf_counter()
             try:
                 async with db.transaction() as session:
                     await redemption.authorize(
-                        session=session, merchant_id=slot.merchant_id, code=code, amount_won=AMOUNT_WON,
-                        order_id=f"bench-{uuid.uuid4().hex[:12]}", idempotency_key=uuid.uuid4().hex, capture=True,
+                        session=session,
+                        merchant_id=slot.merchant_id,
+                        code=code,
+                        amount_won=AMOUNT_WON,
+                        order_id=f"bench-{uuid.uuid4().hex[:12]}",
+                        idempotency_key=uuid.uuid4().hex,
+                        capture=True,
                     )
             except DomainError:
                 return False, time.perf_counter() - t0
@@ -275,7 +317,7 @@ async def bare_phase(dsn: str, operator_id: int, slots: list[Slot], duration: fl
         async def pay(i: int) -> tuple[bool, float]:
             slot, conn, q = slots[i], conns[i], prepared[i]
             code = slot.codes.pop()
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             reference = ledger.new_reference()
             order_id = f"bench-{uuid.uuid4().hex[:12]}"
             memo = f"payment at shop, order {order_id}"
@@ -285,13 +327,27 @@ async def bare_phase(dsn: str, operator_id: int, slots: list[Slot], duration: fl
                     member_id = await q["code"].fetchval(now, code_hash(code))
                     if member_id is None:
                         raise LookupError("code refused")
-                    idem = await q["idem"].fetchval(slot.merchant_id, uuid.uuid4().hex,
-                                                    hashlib.sha256(code.encode()).hexdigest(), now)
-                    rid = await q["redemption"].fetchval(reference, slot.merchant_id, operator_id, member_id,
-                                                         slot.wallet_id, slot.shop_account_id, order_id, AMOUNT_WON, now)
+                    idem = await q["idem"].fetchval(
+                        slot.merchant_id, uuid.uuid4().hex, hashlib.sha256(code.encode()).hexdigest(), now
+                    )
+                    rid = await q["redemption"].fetchval(
+                        reference,
+                        slot.merchant_id,
+                        operator_id,
+                        member_id,
+                        slot.wallet_id,
+                        slot.shop_account_id,
+                        order_id,
+                        AMOUNT_WON,
+                        now,
+                    )
                     payload = json.dumps({"reference": reference, "orderId": order_id, "amountWon": str(AMOUNT_WON)})
-                    events = [r[0] for r in await q["events"].fetch(f"evt_{uuid.uuid4().hex[:24]}",
-                                                                     f"evt_{uuid.uuid4().hex[:24]}", payload, payload, now)]
+                    events = [
+                        r[0]
+                        for r in await q["events"].fetch(
+                            f"evt_{uuid.uuid4().hex[:24]}", f"evt_{uuid.uuid4().hex[:24]}", payload, payload, now
+                        )
+                    ]
                     await q["recipients"].fetch([slot.merchant_id, operator_id], events)
                     # Accounts in id order, as the ledger does (no deadlocks between payments).
                     if slot.wallet_id < slot.shop_account_id:
@@ -303,8 +359,17 @@ async def bare_phase(dsn: str, operator_id: int, slots: list[Slot], duration: fl
                     if wallet is None:
                         raise LookupError("insufficient points")
                     txn = await q["txn"].fetchval(reference, memo, now)
-                    await q["entries"].fetch(txn, slot.wallet_id, slot.shop_account_id, AMOUNT_WON, wallet["available"],
-                                             reference, memo, now, shop["available"])
+                    await q["entries"].fetch(
+                        txn,
+                        slot.wallet_id,
+                        slot.shop_account_id,
+                        AMOUNT_WON,
+                        wallet["available"],
+                        reference,
+                        memo,
+                        now,
+                        shop["available"],
+                    )
                     await q["lot"].fetch(slot.wallet_id, AMOUNT_WON)
                     await q["response"].fetch(idem, json.dumps({"redemption_id": rid}))
             except LookupError:
@@ -344,8 +409,9 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def token_for(base: str, slot: Slot) -> str:
-    response = httpx.post(base + "/oauth/token", data={"grant_type": "client_credentials"},
-                          auth=(slot.client_id, slot.secret), timeout=30)
+    response = httpx.post(
+        base + "/oauth/token", data={"grant_type": "client_credentials"}, auth=(slot.client_id, slot.secret), timeout=30
+    )
     response.raise_for_status()
     return response.json()["access_token"]
 
@@ -396,12 +462,15 @@ async def run(levels: list[int], duration: float) -> list[tuple[int, Phase, Phas
                 service = await service_phase(url, svc_slots[:level], duration)
                 bare = await bare_phase(dsn, operator_id, bare_slots[:level], duration)
                 cpu = gateway.cpu_ms_per_payment
-                print(f"  {level:>2} clients: gateway {gateway.throughput:7.1f}/s p50 {gateway.pct(.5):6.1f} ms "
-                      f"p99 {gateway.pct(.99):6.1f} ms, {gateway.errors} errors"
-                      + (f", gateway CPU {cpu:.1f} ms a payment" if cpu is not None else "")
-                      + f" | service {service.throughput:7.1f}/s p50 {service.pct(.5):6.1f} ms, {service.errors} errors"
-                      + f" | bare SQL {bare.throughput:7.1f}/s p50 {bare.pct(.5):6.1f} ms p99 {bare.pct(.99):6.1f} ms, "
-                      f"{bare.errors} errors", flush=True)
+                print(
+                    f"  {level:>2} clients: gateway {gateway.throughput:7.1f}/s p50 {gateway.pct(0.5):6.1f} ms "
+                    f"p99 {gateway.pct(0.99):6.1f} ms, {gateway.errors} errors"
+                    + (f", gateway CPU {cpu:.1f} ms a payment" if cpu is not None else "")
+                    + f" | service {service.throughput:7.1f}/s p50 {service.pct(0.5):6.1f} ms, {service.errors} errors"
+                    + f" | bare SQL {bare.throughput:7.1f}/s p50 {bare.pct(0.5):6.1f} ms p99 {bare.pct(0.99):6.1f} ms, "
+                    f"{bare.errors} errors",
+                    flush=True,
+                )
                 results.append((level, gateway, service, bare))
         finally:
             await conn.close()
@@ -426,15 +495,19 @@ def table(results: list[tuple[int, Phase, Phase, Phase]]) -> str:
         ratio = g.throughput / b.throughput if b.throughput else float("nan")
         cpu = f"{g.cpu_ms_per_payment:.1f} ms" if g.cpu_ms_per_payment is not None else "n/a"
         lines.append(
-            f"| {level} | {g.throughput:,.0f}/s | {g.pct(.5):.1f} ms | {g.pct(.99):.1f} ms | {cpu} "
-            f"| {v.throughput:,.0f}/s | {v.pct(.5):.1f} ms | {v.pct(.99):.1f} ms "
-            f"| {b.throughput:,.0f}/s | {b.pct(.5):.1f} ms | {b.pct(.99):.1f} ms | {ratio:.3f} (1 : {1 / ratio:.1f}) |"
+            f"| {level} | {g.throughput:,.0f}/s | {g.pct(0.5):.1f} ms | {g.pct(0.99):.1f} ms | {cpu} "
+            f"| {v.throughput:,.0f}/s | {v.pct(0.5):.1f} ms | {v.pct(0.99):.1f} ms "
+            f"| {b.throughput:,.0f}/s | {b.pct(0.5):.1f} ms | {b.pct(0.99):.1f} ms | {ratio:.3f} (1 : {1 / ratio:.1f}) |"
         )
     return "\n".join(lines)
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Performance\n\nBenchmarks live in `bench/`; each section says how to run one and what it measured.\n"
+    text = (
+        DOCS.read_text()
+        if DOCS.exists()
+        else "# Performance\n\nBenchmarks live in `bench/`; each section says how to run one and what it measured.\n"
+    )
     pattern = re.compile(r"^## Checkout\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip() + "\n\n", text).rstrip() + "\n"
@@ -451,14 +524,23 @@ def main() -> int:
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     load_before = os.getloadavg()[0]
-    print(f"checkout benchmark: levels {levels}, {args.duration:g} s a side; load average {load_before:.1f}", flush=True)
+    print(
+        f"checkout benchmark: levels {levels}, {args.duration:g} s a side; load average {load_before:.1f}", flush=True
+    )
     results = asyncio.run(run(levels, args.duration))
     load_after = os.getloadavg()[0]
     rendered = table(results)
     print(rendered)
     if args.docs:
-        write_docs(SECTION.format(table=rendered, duration=f"{args.duration:g}", load=f"{load_before:.1f}–{load_after:.1f}",
-                                  date=dt.date.today().isoformat(), cpus=os.cpu_count()))
+        write_docs(
+            SECTION.format(
+                table=rendered,
+                duration=f"{args.duration:g}",
+                load=f"{load_before:.1f}–{load_after:.1f}",
+                date=dt.date.today().isoformat(),
+                cpus=os.cpu_count(),
+            )
+        )
         print(f"written to {DOCS.relative_to(ROOT)}")
     return 0
 

@@ -5,6 +5,7 @@ PYTHONPATH). Every response is judged by `gateway_never_leaks` and appended, one
 each, to the file named by FUZZ_LOG; the harness reads that file for its summary, so the
 numbers do not depend on schemathesis' own report format.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,7 +75,9 @@ def _request_text(response) -> str:
 
 
 def _coded(error) -> bool:
-    return isinstance(error, dict) and isinstance(error.get("extensions"), dict) and bool(error["extensions"].get("code"))
+    return (
+        isinstance(error, dict) and isinstance(error.get("extensions"), dict) and bool(error["extensions"].get("code"))
+    )
 
 
 def _graphql_problems(status: int, payload) -> list[tuple[str, str]]:
@@ -86,7 +89,9 @@ def _graphql_problems(status: int, payload) -> list[tuple[str, str]]:
     if not isinstance(errors, list):
         return [("uncoded-error", "`errors` is not a list")]
     problems = [("uncoded-error", str(e.get("message") if isinstance(e, dict) else e)) for e in errors if not _coded(e)]
-    problems += [("internal-error", str(e.get("message"))) for e in errors if _coded(e) and e["extensions"]["code"] == "INTERNAL"]
+    problems += [
+        ("internal-error", str(e.get("message"))) for e in errors if _coded(e) and e["extensions"]["code"] == "INTERNAL"
+    ]
     return problems
 
 
@@ -164,8 +169,12 @@ def gateway_never_leaks(ctx, response, case):
     graphql = "/graphql" in response.request.url
     request_text = _request_text(response)
     problems = judge(response.status_code, response.content, request_text, graphql)
-    record = {"who": FUZZ_LABEL, "op": case.operation.label, "status": response.status_code,
-              "answered": _answered(response.status_code, response.content, graphql)}
+    record = {
+        "who": FUZZ_LABEL,
+        "op": case.operation.label,
+        "status": response.status_code,
+        "answered": _answered(response.status_code, response.content, graphql),
+    }
     if problems:
         body = response.request.body or b""
         record.update(
@@ -198,7 +207,9 @@ schemathesis.graphql.scalar(
     "Decimal",
     st.one_of(
         st.decimals(allow_nan=False, allow_infinity=False, places=4).map(str).map(nodes.String),
-        st.sampled_from(["0.5", "1", "-1", "1e400", "NaN", "Infinity", "1" * 300, "0." + "0" * 300 + "1"]).map(nodes.String),
+        st.sampled_from(["0.5", "1", "-1", "1e400", "NaN", "Infinity", "1" * 300, "0." + "0" * 300 + "1"]).map(
+            nodes.String
+        ),
         st.text(max_size=8).map(nodes.String),
     ),
 )
@@ -207,7 +218,9 @@ _times = st.times().map(str)
 schemathesis.graphql.scalar(
     "DateTime",
     st.one_of(
-        st.tuples(_dates, _times, st.sampled_from(["Z", "+09:00", "-12:00", "+14:00", ""])).map(lambda t: f"{t[0]}T{t[1]}{t[2]}").map(nodes.String),
+        st.tuples(_dates, _times, st.sampled_from(["Z", "+09:00", "-12:00", "+14:00", ""]))
+        .map(lambda t: f"{t[0]}T{t[1]}{t[2]}")
+        .map(nodes.String),
         st.text(max_size=30).map(nodes.String),
     ),
 )

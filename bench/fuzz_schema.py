@@ -26,6 +26,7 @@ an error is the masked `INTERNAL` one (an unexpected exception behind the mask).
 summary lists the requests sent, failures by kind and, for each distinct failure, the
 shortest request that showed it with an excerpt of the answer. Exit status 1 on any failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,6 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-
 from support import free_port  # noqa: E402  (bench/support.py)
 
 PG_ADMIN_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -59,15 +59,39 @@ MERCHANT = "mangwon-market-bakery"
 # The demo world's codes (gateway/demo.py, gateway/demo_campaigns.py), offered to every
 # argument that names a partner, agreement, campaign or member.
 DEMO_CODES = [
-    "program-office", "seoul-walking", "gyeonggi-steps", "mangwon-market-bakery", "suwon-fortress-cafe",
-    "korea-yakult", "warm-steps-coop", "seoul-gyeonggi-2026", "warm-steps-2026",
-    "seo-member-001", "seo-member-002", "seo-member-015", "gye-member-001", "gye-member-005",
+    "program-office",
+    "seoul-walking",
+    "gyeonggi-steps",
+    "mangwon-market-bakery",
+    "suwon-fortress-cafe",
+    "korea-yakult",
+    "warm-steps-coop",
+    "seoul-gyeonggi-2026",
+    "warm-steps-2026",
+    "seo-member-001",
+    "seo-member-002",
+    "seo-member-015",
+    "gye-member-001",
+    "gye-member-005",
 ]
 CODE_ARGUMENTS = [
-    "code", "externalId", "operatorCode", "sponsorCode", "agreementCode",
-    "input.partnerCode", "input.agreementCode", "input.memberExternalId", "input.campaignCode",
-    "input.beneficiaryCode", "input.sponsorCode", "input.operatorCode", "input.operatorACode",
-    "input.operatorBCode", "input.activities[*].memberExternalId", "filter.campaignCode", "filter.beneficiaryCode",
+    "code",
+    "externalId",
+    "operatorCode",
+    "sponsorCode",
+    "agreementCode",
+    "input.partnerCode",
+    "input.agreementCode",
+    "input.memberExternalId",
+    "input.campaignCode",
+    "input.beneficiaryCode",
+    "input.sponsorCode",
+    "input.operatorCode",
+    "input.operatorACode",
+    "input.operatorBCode",
+    "input.activities[*].memberExternalId",
+    "filter.campaignCode",
+    "filter.beneficiaryCode",
 ]
 
 
@@ -125,9 +149,23 @@ def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     base = env["GATEWAY_ISSUER"]
     with open(log, "wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--no-migrate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -171,8 +209,18 @@ def write_config(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_schemathesis(*, label: str, location: str, url: str, bearer: str, seconds: int, workers: int,
-                     work: Path, config: Path, seed: int | None) -> int:
+def run_schemathesis(
+    *,
+    label: str,
+    location: str,
+    url: str,
+    bearer: str,
+    seconds: int,
+    workers: int,
+    work: Path,
+    config: Path,
+    seed: int | None,
+) -> int:
     """One `schemathesis run`; its responses land in work/responses.jsonl. Returns its exit code."""
     env = {
         **os.environ,
@@ -182,10 +230,31 @@ def run_schemathesis(*, label: str, location: str, url: str, bearer: str, second
         "FUZZ_LABEL": label,
     }
     command = [
-        str(SCHEMATHESIS), "--config-file", str(config), "--no-color", "run", location, "--url", url,
-        "-H", f"Authorization: Bearer {bearer}", "--max-time", str(seconds), "--workers", str(workers),
-        "--phases", "examples,coverage,fuzzing,stateful", "--continue-on-failure", "--generation-database", "none",
-        "--suppress-health-check", "all", "--request-timeout", "30", "--warnings", "off",
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        location,
+        "--url",
+        url,
+        "-H",
+        f"Authorization: Bearer {bearer}",
+        "--max-time",
+        str(seconds),
+        "--workers",
+        str(workers),
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--continue-on-failure",
+        "--generation-database",
+        "none",
+        "--suppress-health-check",
+        "all",
+        "--request-timeout",
+        "30",
+        "--warnings",
+        "off",
     ]
     if seed is not None:
         command += ["--seed", str(seed)]
@@ -193,8 +262,9 @@ def run_schemathesis(*, label: str, location: str, url: str, bearer: str, second
     print(f"  {label}: schemathesis for {seconds} s against {url} (log {log})", flush=True)
     with open(log, "wb") as sink:
         try:
-            return subprocess.run(command, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                  timeout=seconds + 240).returncode
+            return subprocess.run(
+                command, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT, timeout=seconds + 240
+            ).returncode
         except subprocess.TimeoutExpired:
             return -1
 
@@ -232,14 +302,23 @@ def summarize(jsonl: Path) -> dict:
                 best = distinct.get(key)
                 if best is None or len(record["request"]) < len(best["request"]):
                     distinct[key] = {
-                        **record, "kind": kind, "family": key[1], "detail": detail,
-                        "count": (best or {}).get("count", 0), "ops": (best or {}).get("ops", []),
+                        **record,
+                        "kind": kind,
+                        "family": key[1],
+                        "detail": detail,
+                        "count": (best or {}).get("count", 0),
+                        "ops": (best or {}).get("ops", []),
                     }
                 item = distinct[key]
                 item["count"] += 1
                 if record["op"] not in item["ops"]:
                     item["ops"].append(record["op"])
-    return {"requests": dict(sent), "answered": dict(answered), "failures_by_kind": dict(by_kind), "distinct": list(distinct.values())}
+    return {
+        "requests": dict(sent),
+        "answered": dict(answered),
+        "failures_by_kind": dict(by_kind),
+        "distinct": list(distinct.values()),
+    }
 
 
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exhausted|Timeout)\w*)(?::\s*(.*))?$")
@@ -262,11 +341,17 @@ def server_exceptions(log: Path, top: int = 15) -> list[tuple[int, str]]:
 def render(summary: dict, seconds: dict) -> str:
     out = ["# Schema fuzzing: findings", ""]
     out.append("Run: " + ", ".join(f"{who} {s} s" for who, s in seconds.items()) + ".")
-    out.append("Requests sent: " + ", ".join(f"{who} {n}" for who, n in summary["requests"].items())
-               + f" (total {sum(summary['requests'].values())}); answered without any error: "
-               + ", ".join(f"{who} {n}" for who, n in summary.get("answered", {}).items()) + ".")
+    out.append(
+        "Requests sent: "
+        + ", ".join(f"{who} {n}" for who, n in summary["requests"].items())
+        + f" (total {sum(summary['requests'].values())}); answered without any error: "
+        + ", ".join(f"{who} {n}" for who, n in summary.get("answered", {}).items())
+        + "."
+    )
     kinds = summary["failures_by_kind"]
-    out.append("Failing responses by kind: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none") + ".")
+    out.append(
+        "Failing responses by kind: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none") + "."
+    )
     out.append(f"Distinct failures: {len(summary['distinct'])}.")
     for n, item in enumerate(sorted(summary["distinct"], key=lambda d: (d["kind"], -d["count"])), 1):
         request = item["request"]
@@ -277,12 +362,18 @@ def render(summary: dict, seconds: dict) -> str:
         except ValueError:
             shown, variables = request, None
         out += [
-            "", f"## {n}. {item['kind']}: {item['family']}", "",
+            "",
+            f"## {n}. {item['kind']}: {item['family']}",
+            "",
             f"Seen {item['count']} times in {len(item['ops'])} operation(s): {', '.join(item['ops'][:12])}"
-            + (" ..." if len(item["ops"]) > 12 else "") + ".",
+            + (" ..." if len(item["ops"]) > 12 else "")
+            + ".",
             f"Shortest example, as {item['who']}: {item['method']} {item['url']}, HTTP {item['status']},"
-            f" detail `{item['detail'][:200]}`", "",
-            "```", shown[:1500], "```",
+            f" detail `{item['detail'][:200]}`",
+            "",
+            "```",
+            shown[:1500],
+            "```",
         ]
         if variables:
             out += ["Variables: `" + json.dumps(variables)[:500] + "`"]
@@ -306,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and work directory")
     parser.add_argument("--report", type=Path, help="also write the findings as Markdown to this file")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
-    parser.add_argument("--work-dir", type=Path, help="where the logs go (default: a new directory under the system's temp)")
+    parser.add_argument(
+        "--work-dir", type=Path, help="where the logs go (default: a new directory under the system's temp)"
+    )
     args = parser.parse_args(argv)
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="gw-fuzz-"))
@@ -340,14 +433,30 @@ def main(argv: list[str] | None = None) -> int:
         for label in ("admin", "merchant"):
             # A token per run, minted just before it: tokens live at most 15 minutes.
             bearer = token(base, *credentials[label])
-            codes[label] = run_schemathesis(label=label, location=str(sdl), url=f"{base}/graphql", bearer=bearer,
-                                            seconds=args.seconds, workers=args.workers, work=work, config=config, seed=args.seed)
+            codes[label] = run_schemathesis(
+                label=label,
+                location=str(sdl),
+                url=f"{base}/graphql",
+                bearer=bearer,
+                seconds=args.seconds,
+                workers=args.workers,
+                work=work,
+                config=config,
+                seed=args.seed,
+            )
             seconds[label] = args.seconds
         if args.rest_seconds > 0:
             bearer = token(base, *credentials["merchant"])
             codes["merchant-rest"] = run_schemathesis(
-                label="merchant-rest", location=str(ROOT / "connectors" / "pos_openapi.yaml"), url=base, bearer=bearer,
-                seconds=args.rest_seconds, workers=args.workers, work=work, config=config, seed=args.seed,
+                label="merchant-rest",
+                location=str(ROOT / "connectors" / "pos_openapi.yaml"),
+                url=base,
+                bearer=bearer,
+                seconds=args.rest_seconds,
+                workers=args.workers,
+                work=work,
+                config=config,
+                seed=args.seed,
             )
             seconds["merchant-rest"] = args.rest_seconds
     finally:

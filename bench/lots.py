@@ -21,6 +21,7 @@ It prints payments per second for both members and the ratio long / short (1.0: 
 costs nothing). `--profile FILE` runs pyinstrument over the long-history phases and writes its
 text report to FILE.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-
 from checkout import PG_ADMIN_DSN, admin, create_tables  # noqa: E402  (bench/checkout.py)
 
 from gateway import ledger, redemption  # noqa: E402
@@ -58,23 +58,40 @@ async def build(url: str, lots: int) -> tuple[int, dict[str, int]]:
     db = Database(url)
     try:
         async with db.transaction() as s:
-            op = await create_partner(session=s, code="seoul-walking", name="Seoul Walking", kind=PartnerKind.OPERATOR,
-                                      unit_code="SWM", won_per_point=Decimal("1"))
-            shop = await create_partner(session=s, code="shop", name="Shop", kind=PartnerKind.MERCHANT,
-                                        operator_code="seoul-walking")
+            op = await create_partner(
+                session=s,
+                code="seoul-walking",
+                name="Seoul Walking",
+                kind=PartnerKind.OPERATOR,
+                unit_code="SWM",
+                won_per_point=Decimal("1"),
+            )
+            shop = await create_partner(
+                session=s, code="shop", name="Shop", kind=PartnerKind.MERCHANT, operator_code="seoul-walking"
+            )
             issuance = await ledger.issuance_account(s, op.id)
             members = {}
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             for name, count in (("short", 1), ("long", lots)):
                 member = await enroll(session=s, operator_id=op.id, external_id=f"{name}-history")
                 wallet = await ledger.wallet_account(s, member)
                 # One EARN a day, the oldest first to expire, as daily walking leaves them.
-                await ledger.post_many(session=s, now=now, postings=[
-                    ledger.Posting(EntryKind.EARN, [ledger.Leg(issuance, wallet, LOT_POINTS,
-                                                               lot_expires_at=now + dt.timedelta(days=30 + day))],
-                                   memo=f"walk {day}")
-                    for day in range(count)
-                ])
+                await ledger.post_many(
+                    session=s,
+                    now=now,
+                    postings=[
+                        ledger.Posting(
+                            EntryKind.EARN,
+                            [
+                                ledger.Leg(
+                                    issuance, wallet, LOT_POINTS, lot_expires_at=now + dt.timedelta(days=30 + day)
+                                )
+                            ],
+                            memo=f"walk {day}",
+                        )
+                        for day in range(count)
+                    ],
+                )
                 members[name] = member.id
         return shop.id, members
     finally:
@@ -82,12 +99,13 @@ async def build(url: str, lots: int) -> tuple[int, dict[str, int]]:
 
 
 async def issue_codes(dsn: str, member_id: int, count: int) -> list[str]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     codes = [new_code() for _ in range(count)]
     conn = await asyncpg.connect(dsn)
     try:
         await conn.copy_records_to_table(
-            "member_codes", columns=["member_id", "purpose", "code_hash", "expires_at", "used_at", "created_at"],
+            "member_codes",
+            columns=["member_id", "purpose", "code_hash", "expires_at", "used_at", "created_at"],
             records=[(member_id, "PAYMENT", code_hash(c), now + dt.timedelta(hours=2), None, now) for c in codes],
         )
         await conn.execute("ANALYZE")
@@ -99,12 +117,18 @@ async def issue_codes(dsn: str, member_id: int, count: int) -> list[str]:
 async def pay(db: Database, shop_id: int, code: str, two_steps: bool) -> None:
     async with db.transaction() as session:
         r = await redemption.authorize(
-            session=session, merchant_id=shop_id, code=code, amount_won=AMOUNT_WON,
-            order_id=f"bench-{uuid.uuid4().hex[:12]}", idempotency_key=uuid.uuid4().hex, capture=not two_steps,
+            session=session,
+            merchant_id=shop_id,
+            code=code,
+            amount_won=AMOUNT_WON,
+            order_id=f"bench-{uuid.uuid4().hex[:12]}",
+            idempotency_key=uuid.uuid4().hex,
+            capture=not two_steps,
         )
         if two_steps:
-            await redemption.capture(session=session, merchant_id=shop_id, redemption_id=r.id,
-                                     idempotency_key=uuid.uuid4().hex)
+            await redemption.capture(
+                session=session, merchant_id=shop_id, redemption_id=r.id, idempotency_key=uuid.uuid4().hex
+            )
 
 
 async def phase(db: Database, shop_id: int, codes: list[str], count: int, two_steps: bool) -> float:
@@ -155,13 +179,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--payments", type=int, default=300, help="timed payments per member and way (default 300)")
     parser.add_argument("--lots", type=int, default=1000, help="earning lots of the long-history member (default 1000)")
-    parser.add_argument("--profile", type=Path, help="write a pyinstrument text profile of the long-history phases here")
+    parser.add_argument(
+        "--profile", type=Path, help="write a pyinstrument text profile of the long-history phases here"
+    )
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     if args.profile is not None:
         args.profile.write_text("")
-    print(f"lots benchmark at {commit}: {args.payments} payments a phase, 1 lot vs {args.lots} lots; "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"lots benchmark at {commit}: {args.payments} payments a phase, 1 lot vs {args.lots} lots; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     results = asyncio.run(run(args.lots, args.payments, args.profile))
     for way in ("one step", "two steps"):
         short, long = results[(way, "short")], results[(way, "long")]

@@ -23,6 +23,7 @@ Time is wall-clock. Memory: the benchmark process's peak RSS during the step (Li
 the PostgreSQL backends serving the scratch database, sampled every 50 ms, plus the temporary
 file bytes PostgreSQL wrote (pg_stat_database.temp_bytes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,13 @@ import sqlalchemy as sa  # noqa: E402
 
 from gateway import reconciliation  # noqa: E402
 from gateway.db import Base, Database, make_engine  # noqa: E402
-from gateway.models import FlowKind, Partner, PartnerKind, SettlementPeriod  # noqa: E402
-from gateway.models import Agreement  # noqa: E402
+from gateway.models import (  # noqa: E402
+    Agreement,
+    FlowKind,
+    Partner,
+    PartnerKind,
+    SettlementPeriod,
+)
 from gateway.reconciliation import ReportRecord  # noqa: E402
 
 PG_ADMIN_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -103,16 +109,19 @@ async def load_gateway(db: Database, agreement_id: int, a: int, b: int, p: dict)
     amount = "(1000 + i % 50000)"
     common = "agreement_id, kind, payer_id, payee_id, reference, gross_won, fee_won, net_won, occurred_at, created_at"
     async with db.transaction() as s:
-        await s.execute(sa.text(f"""
+        await s.execute(
+            sa.text(f"""
             INSERT INTO settlement_flows ({common})
             SELECT {agreement_id}, 'CROSS_REDEMPTION', CASE WHEN i % 2 = 0 THEN {a} ELSE {b} END, CASE WHEN i % 2 = 0 THEN {b} ELSE {a} END,
                    'mv_' || lpad(i::text, 12, '0'), {amount}, {fee(amount)}, {amount} - {fee(amount)},
                    TIMESTAMPTZ '2025-01-01 00:00:00+09' + i * INTERVAL '{spacing} seconds',
                    TIMESTAMPTZ '2025-01-01 00:00:00+09' + i * INTERVAL '{spacing} seconds'
             FROM generate_series(0, {captures - 1}) AS s(i)
-        """))
+        """)
+        )
         for n, won in enumerate(REFUNDS, start=1):
-            await s.execute(sa.text(f"""
+            await s.execute(
+                sa.text(f"""
                 INSERT INTO settlement_flows ({common})
                 SELECT {agreement_id}, 'CROSS_REFUND', CASE WHEN i % 2 = 0 THEN {b} ELSE {a} END, CASE WHEN i % 2 = 0 THEN {a} ELSE {b} END,
                        'mv_' || lpad(i::text, 12, '0'), {won}, {fee(won)}, {won} - {fee(won)},
@@ -120,7 +129,8 @@ async def load_gateway(db: Database, agreement_id: int, a: int, b: int, p: dict)
                        TIMESTAMPTZ '2025-01-01 00:00:00+09' + i * INTERVAL '{spacing} seconds' + INTERVAL '{n} hours'
                 FROM generate_series(0, {captures - 1}, {step}) AS s(i)
                 WHERE i / {step} < {refunded_count}
-            """))
+            """)
+            )
 
 
 async def partner_report(p: dict):
@@ -189,7 +199,7 @@ class Measure:
     def __init__(self, dsn: str, dbname: str) -> None:
         self.dsn, self.dbname = dsn, dbname
 
-    async def __aenter__(self) -> "Measure":
+    async def __aenter__(self) -> Measure:
         self.conn = await asyncpg.connect(self.dsn)
         self.temp_before = await self._temp_bytes()
         try:
@@ -219,11 +229,13 @@ class Measure:
     async def _sample(self) -> None:
         own = await self.conn.fetchval("SELECT pg_backend_pid()")
         while not self._stop.is_set():
-            pids = await self.conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> $2", self.dbname, own)
+            pids = await self.conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> $2", self.dbname, own
+            )
             self.backend_peak = max(self.backend_peak, sum(_status(r["pid"], "RssAnon") for r in pids))
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def row(self, name: str) -> dict:
@@ -249,25 +261,39 @@ async def main(rows: int, keep: bool) -> dict:
     dsn = f"{base}/{dbname}"
     engine = make_engine(url)
     async with engine.begin() as conn:
-        import gateway.models  # noqa: F401
+        import gateway.models
 
         await conn.run_sync(Base.metadata.create_all)
-        await conn.execute(sa.text(
-            "CREATE TABLE bench_fulljoin_discrepancies (id BIGSERIAL PRIMARY KEY, reference VARCHAR(100), kind VARCHAR(20), "
-            "class VARCHAR(20), gateway_amount_won BIGINT, partner_amount_won BIGINT)"
-        ))
+        await conn.execute(
+            sa.text(
+                "CREATE TABLE bench_fulljoin_discrepancies (id BIGSERIAL PRIMARY KEY, reference VARCHAR(100), kind VARCHAR(20), "
+                "class VARCHAR(20), gateway_amount_won BIGINT, partner_amount_won BIGINT)"
+            )
+        )
     await engine.dispose()
     db = Database(url)
     p = plan(rows)
     results: dict = {"rows_per_side": rows, "plan": p, "steps": []}
     try:
         async with db.transaction() as s:
-            a = Partner(code="seoul-walking", name="Seoul Walking", kind=PartnerKind.OPERATOR, unit_code="SWM", won_per_point=1)
-            b = Partner(code="busan-steps", name="Busan Steps", kind=PartnerKind.OPERATOR, unit_code="BSP", won_per_point=1)
+            a = Partner(
+                code="seoul-walking", name="Seoul Walking", kind=PartnerKind.OPERATOR, unit_code="SWM", won_per_point=1
+            )
+            b = Partner(
+                code="busan-steps", name="Busan Steps", kind=PartnerKind.OPERATOR, unit_code="BSP", won_per_point=1
+            )
             s.add_all([a, b])
             await s.flush()
-            agreement = Agreement(code="seoul-busan", operator_a_id=a.id, operator_b_id=b.id, cross_redemption=True, point_exchange=True,
-                                  fee_bps=FEE_BPS, settlement_period=SettlementPeriod.MONTHLY, starts_on=dt.date(2025, 1, 1))
+            agreement = Agreement(
+                code="seoul-busan",
+                operator_a_id=a.id,
+                operator_b_id=b.id,
+                cross_redemption=True,
+                point_exchange=True,
+                fee_bps=FEE_BPS,
+                settlement_period=SettlementPeriod.MONTHLY,
+                starts_on=dt.date(2025, 1, 1),
+            )
             s.add(agreement)
             await s.flush()
             ids = (agreement.id, a.id, b.id)
@@ -277,12 +303,18 @@ async def main(rows: int, keep: bool) -> dict:
 
         async with Measure(dsn, dbname) as staging:
             run_id = await reconciliation.stage_report(
-                db=db, agreement_id=ids[0], partner_id=ids[1], period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31),
+                db=db,
+                agreement_id=ids[0],
+                partner_id=ids[1],
+                period_start=dt.date(2025, 1, 1),
+                period_end=dt.date(2025, 1, 31),
                 records=partner_report(p),
             )
         results["steps"].append(staging.row("stage the partner's report (stage_report, streamed)"))
         async with db.transaction() as s:
-            staged = (await s.execute(sa.text("SELECT count(*) FROM reconciliation_records WHERE run_id = :r"), {"r": run_id})).scalar()
+            staged = (
+                await s.execute(sa.text("SELECT count(*) FROM reconciliation_records WHERE run_id = :r"), {"r": run_id})
+            ).scalar()
             gateway = (await s.execute(sa.text("SELECT count(*) FROM settlement_flows"))).scalar()
         assert (staged, gateway) == (p["partner"], p["gateway"]), (staged, gateway, p)
         conn = await asyncpg.connect(dsn)
@@ -298,9 +330,13 @@ async def main(rows: int, keep: bool) -> dict:
             run = await reconciliation.run_matching(db=db, run_id=run_id)
         results["steps"].append(ours.row("gateway: run_matching"))
         results["gateway_counts"] = {
-            "status": run.status.value, "partner_records": run.partner_records, "matched": run.matched,
-            "missing_in_gateway": run.missing_in_gateway, "missing_at_partner": run.missing_at_partner,
-            "amount_mismatch": run.amount_mismatch, "duplicates": run.duplicates,
+            "status": run.status.value,
+            "partner_records": run.partner_records,
+            "matched": run.matched,
+            "missing_in_gateway": run.missing_in_gateway,
+            "missing_at_partner": run.missing_at_partner,
+            "amount_mismatch": run.amount_mismatch,
+            "duplicates": run.duplicates,
         }
 
         await warm()
@@ -308,7 +344,13 @@ async def main(rows: int, keep: bool) -> dict:
         async with Measure(dsn, dbname) as plain:
             async with db.transaction() as s:
                 await s.execute(sa.text("SET LOCAL jit = off"))  # as run_matching does: same footing
-                counts = dict((await s.execute(sa.text(BASELINE), {"run": run_id, "agreement": ids[0], "start": start, "end": end})).all())
+                counts = dict(
+                    (
+                        await s.execute(
+                            sa.text(BASELINE), {"run": run_id, "agreement": ids[0], "start": start, "end": end}
+                        )
+                    ).all()
+                )
         results["steps"].append(plain.row("plain FULL OUTER JOIN"))
         results["full_outer_join_counts"] = counts
         await conn.close()
@@ -333,7 +375,9 @@ def report(results: dict) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for s in results["steps"]:
-        lines.append(f"| {s['step']} | {s['seconds']} | {s['process_peak_rss_mib']} | {s['backend_peak_private_mib']} | {s['temp_file_mib']} |")
+        lines.append(
+            f"| {s['step']} | {s['seconds']} | {s['process_peak_rss_mib']} | {s['backend_peak_private_mib']} | {s['temp_file_mib']} |"
+        )
     lines += [
         "",
         f"time ratio gateway / plain join: {results['ratio_time_gateway_over_join']}",

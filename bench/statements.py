@@ -21,6 +21,7 @@ member a participant of a running campaign.
 Time is wall-clock; "peak Python memory" is tracemalloc's peak during that step; "max RSS"
 is the process's high-water mark at the end (setup included).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,7 +87,11 @@ async def setup(db: Database, participants: int, days: int) -> dict:
 
     async with db.transaction() as s:
         ids = {}
-        for code, kind, unit in (("bench-op", "OPERATOR", "BOP"), ("bench-sponsor", "SPONSOR", None), ("bench-foundation", "BENEFICIARY", None)):
+        for code, kind, unit in (
+            ("bench-op", "OPERATOR", "BOP"),
+            ("bench-sponsor", "SPONSOR", None),
+            ("bench-foundation", "BENEFICIARY", None),
+        ):
             row = await s.execute(
                 sa.text(
                     "INSERT INTO partners (code, name, kind, unit_code, won_per_point, created_at) "
@@ -103,7 +108,13 @@ async def setup(db: Database, participants: int, days: int) -> dict:
                 f":sponsor, :beneficiary, :start, :end, {WON_PER_KM}, {GOAL_STEPS}, {WON_PER_ACHIEVER}, :ratio, "
                 f"1000000000000, {participants}, 0, 0, 0, 0, 0, 0, {ts}) RETURNING id"
             ),
-            {"sponsor": ids["SPONSOR"], "beneficiary": ids["BENEFICIARY"], "start": MONTH_START, "end": end, "ratio": "1"},
+            {
+                "sponsor": ids["SPONSOR"],
+                "beneficiary": ids["BENEFICIARY"],
+                "start": MONTH_START,
+                "end": end,
+                "ratio": "1",
+            },
         )
         campaign_id = row.scalar_one()
         await s.execute(
@@ -135,7 +146,11 @@ async def setup(db: Database, participants: int, days: int) -> dict:
             )
         ).all()
         achievers = (
-            await s.execute(sa.text(f"SELECT count(*) FROM campaign_participants WHERE achieved_on IS NOT NULL AND campaign_id = {campaign_id}"))
+            await s.execute(
+                sa.text(
+                    f"SELECT count(*) FROM campaign_participants WHERE achieved_on IS NOT NULL AND campaign_id = {campaign_id}"
+                )
+            )
         ).scalar_one()
         # Per-day figures as the listener keeps them: won of the cumulative floor, day by day.
         total_m = committed = 0
@@ -149,8 +164,15 @@ async def setup(db: Database, participants: int, days: int) -> dict:
                     "INSERT INTO campaign_days (campaign_id, date, sealed_by, participants, distance_m, distance_won, "
                     "achievers, achievement_won, matched_won) VALUES (:c, :d, 0, :p, :m, :w, :a, :aw, 0)"
                 ),
-                {"c": campaign_id, "d": date if not isinstance(date, str) else dt.date.fromisoformat(date), "p": walkers,
-                 "m": int(day_m), "w": won, "a": achievers if last else 0, "aw": achievers * WON_PER_ACHIEVER if last else 0},
+                {
+                    "c": campaign_id,
+                    "d": date if not isinstance(date, str) else dt.date.fromisoformat(date),
+                    "p": walkers,
+                    "m": int(day_m),
+                    "w": won,
+                    "a": achievers if last else 0,
+                    "aw": achievers * WON_PER_ACHIEVER if last else 0,
+                },
             )
         distance_won = won_for_distance(total_m, WON_PER_KM)
         committed = distance_won + achievers * WON_PER_ACHIEVER
@@ -159,7 +181,14 @@ async def setup(db: Database, participants: int, days: int) -> dict:
                 "UPDATE campaigns SET distance_m = :m, distance_won = :w, achievers = :a, achievement_won = :aw, "
                 "committed_won = :c WHERE id = :id"
             ),
-            {"m": total_m, "w": distance_won, "a": achievers, "aw": achievers * WON_PER_ACHIEVER, "c": committed, "id": campaign_id},
+            {
+                "m": total_m,
+                "w": distance_won,
+                "a": achievers,
+                "aw": achievers * WON_PER_ACHIEVER,
+                "c": committed,
+                "id": campaign_id,
+            },
         )
     if db.dialect == "postgresql":
         async with db.engine.connect() as conn:
@@ -169,9 +198,16 @@ async def setup(db: Database, participants: int, days: int) -> dict:
         async with db.engine.connect() as conn:
             await conn.execute(sa.text("ANALYZE"))
             await conn.commit()
-    records = (await _scalar(db, "SELECT count(*) FROM activity_records"))
-    return {"sponsor_id": ids["SPONSOR"], "end": end, "total_won": committed, "distance_won": distance_won,
-            "achievers": achievers, "records": records, "distance_m": total_m}
+    records = await _scalar(db, "SELECT count(*) FROM activity_records")
+    return {
+        "sponsor_id": ids["SPONSOR"],
+        "end": end,
+        "total_won": committed,
+        "distance_won": distance_won,
+        "achievers": achievers,
+        "records": records,
+        "distance_m": total_m,
+    }
 
 
 async def _scalar(db: Database, sql: str):
@@ -215,28 +251,37 @@ async def run(backend: str, participants: int, days: int, keep: bool = False) ->
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         await engine.dispose()
-        settings = Settings.from_env({"GATEWAY_DATABASE_URL": url, "GATEWAY_SECRET_KEY": secrets.token_urlsafe(32), "GATEWAY_SCHEDULER": "0"})
+        settings = Settings.from_env(
+            {"GATEWAY_DATABASE_URL": url, "GATEWAY_SECRET_KEY": secrets.token_urlsafe(32), "GATEWAY_SCHEDULER": "0"}
+        )
         db = Database(url)
         store = KeyStore(db=db, settings=settings)
         await store.ensure_keys()
 
         started = time.perf_counter()
         world = await setup(db, participants, days)
-        print(f"{backend}: {participants:,} participants x {days} days = {world['records']:,} activity records "
-              f"(setup {time.perf_counter() - started:.1f} s)")
-        closed_now = dt.datetime.combine(world["end"] + dt.timedelta(days=5), dt.time(3), dt.timezone.utc)
-        open_now = dt.datetime.combine(world["end"], dt.time(3), dt.timezone.utc)
+        print(
+            f"{backend}: {participants:,} participants x {days} days = {world['records']:,} activity records "
+            f"(setup {time.perf_counter() - started:.1f} s)"
+        )
+        closed_now = dt.datetime.combine(world["end"] + dt.timedelta(days=5), dt.time(3), dt.UTC)
+        open_now = dt.datetime.combine(world["end"], dt.time(3), dt.UTC)
 
         half_end = MONTH_START + dt.timedelta(days=days // 2 - 1)
-        half_now = dt.datetime.combine(half_end, dt.time(3), dt.timezone.utc)
+        half_now = dt.datetime.combine(half_end, dt.time(3), dt.UTC)
 
         def issue(now, end=world["end"]):
             async def go():
                 async with db.transaction() as s:
                     return await statements.donation_statement(
-                        session=s, sponsor_id=world["sponsor_id"], period_start=MONTH_START, period_end=end,
-                        signer=store, now=now,
+                        session=s,
+                        sponsor_id=world["sponsor_id"],
+                        period_start=MONTH_START,
+                        period_end=end,
+                        signer=store,
+                        now=now,
                     )
+
             return go
 
         # While the month is open: provisional statements (nothing sealed). The first half of
@@ -258,8 +303,10 @@ async def run(backend: str, participants: int, days: int, keep: bool = False) ->
         csv_bytes = await measure("csv", lambda: _sync(statements.render_csv, st))
         await measure("pdf, first in process", lambda: _sync(statements.render_pdf, st), repeat=False)  # loads fonts
         pdf_bytes = await measure("pdf", lambda: _sync(statements.render_pdf, st))
-        print(f"  statement: total {st.total_won:,} won, {line.distance_km} km, {line.achievers:,} achievers, "
-              f"{len(st.days)} days; JSON {len(st.document):,} B, CSV {len(csv_bytes):,} B, PDF {len(pdf_bytes):,} B")
+        print(
+            f"  statement: total {st.total_won:,} won, {line.distance_km} km, {line.achievers:,} achievers, "
+            f"{len(st.days)} days; JSON {len(st.document):,} B, CSV {len(csv_bytes):,} B, PDF {len(pdf_bytes):,} B"
+        )
         print(f"  max RSS of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         await db.dispose()
     finally:
@@ -286,29 +333,59 @@ async def recording(backend: str) -> None:
             await conn.run_sync(Base.metadata.create_all)
         await engine.dispose()
         db = Database(url)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         today = campaigns.seoul_today(now)
         async with db.transaction() as s:
-            op = await partners.create_partner(session=s, code="rec-op", name="Op", kind=partners.PartnerKind.OPERATOR,
-                                               unit_code="REC", won_per_point=Decimal(1))
-            for code, kind in (("rec-sponsor", partners.PartnerKind.SPONSOR), ("rec-coop", partners.PartnerKind.BENEFICIARY)):
+            op = await partners.create_partner(
+                session=s,
+                code="rec-op",
+                name="Op",
+                kind=partners.PartnerKind.OPERATOR,
+                unit_code="REC",
+                won_per_point=Decimal(1),
+            )
+            for code, kind in (
+                ("rec-sponsor", partners.PartnerKind.SPONSOR),
+                ("rec-coop", partners.PartnerKind.BENEFICIARY),
+            ):
                 await partners.create_partner(session=s, code=code, name=code, kind=kind)
             await campaigns.create_campaign(
-                session=s, code="rec", name="Recording", sponsor_code="rec-sponsor", beneficiary_code="rec-coop",
-                starts_on=today - dt.timedelta(days=30), ends_on=today, won_per_km=100, goal_steps=100_000,
-                won_per_achiever=10, match_ratio=Decimal(1), budget_won=10**12, now=now)
+                session=s,
+                code="rec",
+                name="Recording",
+                sponsor_code="rec-sponsor",
+                beneficiary_code="rec-coop",
+                starts_on=today - dt.timedelta(days=30),
+                ends_on=today,
+                won_per_km=100,
+                goal_steps=100_000,
+                won_per_achiever=10,
+                match_ratio=Decimal(1),
+                budget_won=10**12,
+                now=now,
+            )
         saved = list(activity.listeners)
         activity.listeners.clear()
-        for label, prefix, join in (("no listener registered", "a", False), ("listener, members in no campaign", "b", False),
-                                    ("every member a participant", "c", True)):
+        for label, prefix, join in (
+            ("no listener registered", "a", False),
+            ("listener, members in no campaign", "b", False),
+            ("every member a participant", "c", True),
+        ):
             if prefix == "b":
                 activity.listeners.extend(saved)
             if join:
                 for i in range(1000):
                     async with db.transaction() as s:
-                        await campaigns.join_campaign(session=s, operator_id=op.id, member_external_id=f"{prefix}-{i}",
-                                                      campaign_code="rec", now=now)
-            records = [activity.ActivityIn(f"{prefix}-{i}", today - dt.timedelta(days=3), 8000, 6000) for i in range(1000)]
+                        await campaigns.join_campaign(
+                            session=s,
+                            operator_id=op.id,
+                            member_external_id=f"{prefix}-{i}",
+                            campaign_code="rec",
+                            now=now,
+                        )
+            records = [
+                activity.ActivityIn(f"{prefix}-{i}", today - dt.timedelta(days=3), 8000, 6000) for i in range(1000)
+            ]
             started = time.perf_counter()
             async with db.transaction() as s:
                 await activity.record_activities(session=s, operator_id=op.id, records=records, now=now)

@@ -36,12 +36,14 @@ connector's health. `PermanentError` (401, 404, a wrong configuration) is not re
 counts too. `BadRecord` (the partner's data is malformed) fails the run without touching the
 connector's health. Anything else is a bug in the connector: the run fails.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import AsyncIterable, Generic, Iterable, Mapping, Protocol, TypeVar, Union, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
@@ -77,7 +79,7 @@ class ReconciliationReport:
     agreement_code: str
     period_start: dt.date
     period_end: dt.date
-    records: Union[Iterable[ReconciliationRecord], AsyncIterable[ReconciliationRecord]]
+    records: Iterable[ReconciliationRecord] | AsyncIterable[ReconciliationRecord]
     #: What the report is called at the partner (a file name, a report id), for messages.
     name: str | None = None
 

@@ -1,4 +1,5 @@
 """`mileage-gateway connectors ...`: list types and connectors, configure one, sync now."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,9 @@ def register_cli(subparsers) -> None:
     configure = sub.add_parser("configure", help="create or change a partner's connector")
     configure.add_argument("partner", help="partner code")
     configure.add_argument("kind", help="connector type, e.g. http-json")
-    configure.add_argument("--jobs", required=True, help="comma-separated: PULL_ACTIVITY, PULL_RECONCILIATION, PUSH_STATEMENT")
+    configure.add_argument(
+        "--jobs", required=True, help="comma-separated: PULL_ACTIVITY, PULL_RECONCILIATION, PUSH_STATEMENT"
+    )
     configure.add_argument("--config", required=True, help="JSON object, or @file.json")
     configure.add_argument("--credentials", help="JSON object, or @file.json (stored encrypted)")
     configure.add_argument("--every", type=int, help="run every this many seconds (default: on demand only)")
@@ -122,8 +125,16 @@ def _sync(args: argparse.Namespace) -> int:
     async def main(db, settings):
         async with db.session() as session:
             partner = await partner_service.require(session, args.partner)
-        run = await ConnectorRunner(db=db, settings=settings).sync(partner_id=partner.id, job=ConnectorJob(args.job), trigger="manual")
-        return {"run": run.id, "status": run.status.value, "records": run.records, "error": run.error, "detail": run.detail}
+        run = await ConnectorRunner(db=db, settings=settings).sync(
+            partner_id=partner.id, job=ConnectorJob(args.job), trigger="manual"
+        )
+        return {
+            "run": run.id,
+            "status": run.status.value,
+            "records": run.records,
+            "error": run.error,
+            "detail": run.detail,
+        }
 
     try:
         result = _run(main)

@@ -11,6 +11,7 @@ A reconciliation file is one report: its agreement and period come from its name
 (`name_pattern`, groups `agreement`, `start`, `end` or `date`) or from `agreement_code` in
 the configuration; it is streamed into the gateway, never held in memory as a whole.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +19,10 @@ import csv
 import fnmatch
 import os
 import re
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import AsyncIterator, Mapping
 
+from connectors import mapping
 from connectors.base import (
     ActivityRecord,
     BadRecord,
@@ -32,7 +34,6 @@ from connectors.base import (
     ReconciliationReport,
     StatementDocument,
 )
-from connectors import mapping
 from connectors.mapping import ACTIVITY_FIELDS, DISTANCE_UNITS, RECORD_FIELDS, Mapper, fields_with_defaults, parse_date
 
 DEFAULT_RECON_NAME = r"^recon-(?P<agreement>.+?)-(?P<start>\d{4}-\d{2}-\d{2})(?:-(?P<end>\d{4}-\d{2}-\d{2}))?\.csv$"
@@ -69,7 +70,13 @@ class CsvBatchConnector:
                 raise ConfigError("folder must be an absolute path (where the partner's files arrive)")
             out["folder"] = folder
         if "activity" in config or "PULL_ACTIVITY" in jobs:
-            section = {"pattern": "activity-*.csv", "page_size": 1000, "defaults": {}, "distance_unit": "m", **dict(config.get("activity", {}))}
+            section = {
+                "pattern": "activity-*.csv",
+                "page_size": 1000,
+                "defaults": {},
+                "distance_unit": "m",
+                **dict(config.get("activity", {})),
+            }
             section["columns"] = fields_with_defaults(section.get("columns"), ACTIVITY_FIELDS, what="activity.columns")
             if section["distance_unit"] not in DISTANCE_UNITS:
                 raise ConfigError(f"activity.distance_unit must be one of {', '.join(DISTANCE_UNITS)}")
@@ -77,8 +84,15 @@ class CsvBatchConnector:
                 raise ConfigError("activity.page_size must be 1 to 1000")
             out["activity"] = section
         if "reconciliation" in config or "PULL_RECONCILIATION" in jobs:
-            section = {"pattern": "recon-*.csv", "name_pattern": DEFAULT_RECON_NAME, "kind_values": {}, **dict(config.get("reconciliation", {}))}
-            section["columns"] = fields_with_defaults(section.get("columns"), RECORD_FIELDS, what="reconciliation.columns")
+            section = {
+                "pattern": "recon-*.csv",
+                "name_pattern": DEFAULT_RECON_NAME,
+                "kind_values": {},
+                **dict(config.get("reconciliation", {})),
+            }
+            section["columns"] = fields_with_defaults(
+                section.get("columns"), RECORD_FIELDS, what="reconciliation.columns"
+            )
             try:
                 re.compile(section["name_pattern"])
             except re.error as exc:
@@ -155,7 +169,13 @@ class CsvBatchConnector:
         rows, more_rows = await asyncio.to_thread(self._read_rows, name, start, section["page_size"])
         mapper = Mapper(section["columns"], section["defaults"])
         records = [
-            mapping.activity(row, mapper, f"{name} row {start + i + 2}", distance_unit=section["distance_unit"], source=section.get("source"))
+            mapping.activity(
+                row,
+                mapper,
+                f"{name} row {start + i + 2}",
+                distance_unit=section["distance_unit"],
+                source=section.get("source"),
+            )
             for i, row in enumerate(rows)
         ]
         if more_rows:
@@ -212,7 +232,9 @@ class CsvBatchConnector:
                     return
                 for row in batch:
                     line += 1
-                    yield mapping.reconciliation_record(row, mapper, f"{name} row {line}", kind_values=section["kind_values"])
+                    yield mapping.reconciliation_record(
+                        row, mapper, f"{name} row {line}", kind_values=section["kind_values"]
+                    )
         finally:
             handle.close()
 

@@ -7,9 +7,8 @@ address (gateway/addresses.py), and opens the TCP connection to the address it c
 the name is looked up once, so a DNS answer cannot change between the check and the
 connection. The URL, the Host header and TLS (SNI, certificate check) keep the host name.
 """
-from __future__ import annotations
 
-import asyncio
+from __future__ import annotations
 
 import httpcore
 import httpx
@@ -33,7 +32,7 @@ class GuardedBackend(AutoBackend):
             addresses = await resolve_public(host, port, allow_private=self.allow_private, timeout=timeout or 5.0)
         except UnsafeAddress as exc:
             raise BlockedAddress(f"refused: {exc}") from None
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         last: Exception | None = None
         for address in addresses:

@@ -8,13 +8,16 @@ flag, it stops at an empty page or one without a next cursor. The cursor stored 
 last page is the last next cursor the API gave (or, when it gave none, the cursor of that
 page, which is simply read again next time: re-sent records change nothing).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from connectors import mapping
 from connectors.base import (
     ActivityRecord,
     BadRecord,
@@ -38,7 +41,6 @@ from connectors.mapping import (
     parse_date,
     reconciliation_record,
 )
-from connectors import mapping
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 AUTH_KINDS = ("none", "bearer", "header", "basic")
@@ -89,7 +91,9 @@ class HttpJsonConnector:
     def validate_config(cls, config: dict, jobs: frozenset[str]) -> dict:
         base = config.get("base_url")
         try:
-            valid = isinstance(base, str) and urlsplit(base).scheme in ("http", "https") and bool(urlsplit(base).hostname)
+            valid = (
+                isinstance(base, str) and urlsplit(base).scheme in ("http", "https") and bool(urlsplit(base).hostname)
+            )
         except ValueError:  # e.g. an unclosed [ in the host
             valid = False
         if not valid:
@@ -104,7 +108,9 @@ class HttpJsonConnector:
             raise ConfigError(f"auth must be one of {', '.join(AUTH_KINDS)}")
         out["auth"] = auth
         headers = config.get("headers", {})
-        if not isinstance(headers, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
             raise ConfigError("headers must be an object of strings")
         out["headers"] = dict(headers)
         for key in ("retry", "breaker"):
@@ -156,7 +162,12 @@ class HttpJsonConnector:
 
     async def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         url = self.config["base_url"] + path
-        headers = {"Accept": "application/json", **self.config["headers"], **self._auth_headers(), **kwargs.pop("headers", {})}
+        headers = {
+            "Accept": "application/json",
+            **self.config["headers"],
+            **self._auth_headers(),
+            **kwargs.pop("headers", {}),
+        }
         auth = (self._credential("username"), self._credential("password")) if self.config["auth"] == "basic" else None
         try:
             response = await self.context.http.request(
@@ -212,7 +223,13 @@ class HttpJsonConnector:
         items, next_cursor, has_more = await self._page(section, cursor)
         mapper = Mapper(section["fields"], section["defaults"])
         records = [
-            mapping.activity(item, mapper, f"activity item {i + 1}", distance_unit=section["distance_unit"], source=section.get("source"))
+            mapping.activity(
+                item,
+                mapper,
+                f"activity item {i + 1}",
+                distance_unit=section["distance_unit"],
+                source=section.get("source"),
+            )
             for i, item in enumerate(items)
         ]
         return Page(records=records, cursor=next_cursor, has_more=has_more)
@@ -234,7 +251,9 @@ class HttpJsonConnector:
                     period_start=parse_date(report_mapper.value(item, "period_start", where), "period_start", where),
                     period_end=parse_date(report_mapper.value(item, "period_end", where), "period_end", where),
                     records=[
-                        reconciliation_record(r, record_mapper, f"{where}, record {j + 1}", kind_values=section["kind_values"])
+                        reconciliation_record(
+                            r, record_mapper, f"{where}, record {j + 1}", kind_values=section["kind_values"]
+                        )
                         for j, r in enumerate(raw_records)
                     ],
                     name=str(report_mapper.value(item, "name", where) or "") or None,

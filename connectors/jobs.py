@@ -9,6 +9,7 @@
 * `webhooks.deliver` (every second, in every process): claims due deliveries with a lease
   and sends them.
 """
+
 from __future__ import annotations
 
 from connectors.runner import ConnectorRunner, runner_for

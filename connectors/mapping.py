@@ -6,11 +6,13 @@ fixed value for a field the partner does not send. The default mapping is the co
 own names (memberExternalId, date, steps, distanceMeters, ...), so a partner that already
 speaks the contract's JSON needs no mapping at all.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from connectors.base import ActivityRecord, BadRecord, ConfigError, ReconciliationRecord
 
@@ -114,7 +116,9 @@ def parse_instant(value: Any, name: str, where: str) -> dt.datetime:
     return result
 
 
-def activity(raw: Any, mapper: Mapper, where: str, *, distance_unit: str = "m", source: str | None = None) -> ActivityRecord:
+def activity(
+    raw: Any, mapper: Mapper, where: str, *, distance_unit: str = "m", source: str | None = None
+) -> ActivityRecord:
     member = mapper.value(raw, "member_external_id", where)
     return ActivityRecord(
         member_external_id=str(member).strip(),
@@ -127,7 +131,9 @@ def activity(raw: Any, mapper: Mapper, where: str, *, distance_unit: str = "m", 
     )
 
 
-def reconciliation_record(raw: Any, mapper: Mapper, where: str, *, kind_values: Mapping[str, str] | None = None) -> ReconciliationRecord:
+def reconciliation_record(
+    raw: Any, mapper: Mapper, where: str, *, kind_values: Mapping[str, str] | None = None
+) -> ReconciliationRecord:
     kind = str(mapper.value(raw, "kind", where)).strip()
     kind = (kind_values or {}).get(kind, kind)
     return ReconciliationRecord(

@@ -20,11 +20,13 @@ header. A payment's `id` is its GraphQL `Redemption` id. Errors are
 
 Mount with `pos_routes(state)` (gateway/app.py does).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.requests import Request
@@ -33,15 +35,16 @@ from starlette.routing import Route
 
 from auth.principal import Principal
 from auth.resource import InvalidToken
-from gateway import audit, redemption as redemption_service
+from gateway import audit
+from gateway import redemption as redemption_service
 from gateway.db import utcnow
 from gateway.errors import DomainError
 from gateway.idempotency import KEY_MAX
+from gateway.ids import decode_pk, encode_id
 from gateway.models import Partner, Redemption, RedemptionStatus
 from gateway.ratelimit import ClientLimiter
 from gateway.untrusted import BIGINT_MAX, UNSTORABLE, UntrustedInput, loads, storable, unstorable_path, whole_number
 from schema.http import BodyTooLarge, read_body
-from schema.ids import decode_pk, encode_id
 from schema.rest_errors import internal_error, show_internal
 
 log = logging.getLogger("connectors.pos_rest")
@@ -71,8 +74,15 @@ STATUS = {
 class Refusal(Exception):
     """An answer other than success, raised anywhere in a handler."""
 
-    def __init__(self, code: str, message: str, *, field: list[str] | None = None, status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: list[str] | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.field = code, message, field
         self.status = status or STATUS.get(code, 400)
@@ -82,10 +92,12 @@ class Refusal(Exception):
         return error_response(self.status, self.code, self.message, self.field, self.headers)
 
 
-def error_response(status: int, code: str, message: str, field: list[str] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status,
-                        headers=headers)
+def error_response(
+    status: int, code: str, message: str, field: list[str] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers
+    )
 
 
 def _field(field: list[str] | None) -> list[str] | None:
@@ -172,8 +184,12 @@ class PosApi:
             principal = await self.state.verifier.verify_request(request)
         except InvalidToken as exc:
             challenge = exc.response().headers.get("www-authenticate", 'Bearer error="invalid_token"')
-            raise Refusal("UNAUTHENTICATED", exc.description, status=401,
-                          headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"}) from None
+            raise Refusal(
+                "UNAUTHENTICATED",
+                exc.description,
+                status=401,
+                headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+            ) from None
         if principal.partner_kind != "MERCHANT":
             raise Refusal("FORBIDDEN", "Only a MERCHANT uses the point-of-sale API.")
         if not principal.has_scope(scope):
@@ -186,8 +202,12 @@ class PosApi:
             # Read up to the limit and no further (a body without Content-Length included).
             raw = await read_body(request, request.receive, limit)
         except BodyTooLarge:
-            raise Refusal("LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.", status=413,
-                          headers={"Connection": "close"}) from None
+            raise Refusal(
+                "LIMIT_EXCEEDED",
+                f"The request body exceeds {limit} bytes.",
+                status=413,
+                headers={"Connection": "close"},
+            ) from None
         if not raw.strip():
             if required:
                 raise Refusal("INVALID_INPUT", "A JSON body is required.", status=400)
@@ -214,8 +234,12 @@ class PosApi:
     def _idempotency_key(request: Request) -> str:
         key = request.headers.get("idempotency-key")
         if key is None or not key.strip() or len(key) > KEY_MAX:
-            raise Refusal("INVALID_INPUT", f"An Idempotency-Key header (1 to {KEY_MAX} characters) is required.",
-                          field=["Idempotency-Key"], status=400)
+            raise Refusal(
+                "INVALID_INPUT",
+                f"An Idempotency-Key header (1 to {KEY_MAX} characters) is required.",
+                field=["Idempotency-Key"],
+                status=400,
+            )
         return key
 
     async def _json(self, session, r: Redemption, status: int) -> JSONResponse:
@@ -223,7 +247,9 @@ class PosApi:
         operator = await session.get(Partner, r.member_operator_id)
         return JSONResponse(payment_json(r, merchant.code, operator.code), status_code=status)
 
-    async def _guarded(self, request: Request, scope: str, handler: Callable[[Principal], Awaitable[Response]]) -> Response:
+    async def _guarded(
+        self, request: Request, scope: str, handler: Callable[[Principal], Awaitable[Response]]
+    ) -> Response:
         try:
             principal = await self._principal(request, scope)
             _check_query(request)
@@ -233,7 +259,9 @@ class PosApi:
             return internal_error(request, exc, show_internal=show_internal(self.state.settings))
         limited = self.limiter.admit(principal.client_id)
         if limited is not None:
-            return error_response(429, "LIMIT_EXCEEDED", limited.message, headers={"Retry-After": str(limited.retry_after)})
+            return error_response(
+                429, "LIMIT_EXCEEDED", limited.message, headers={"Retry-After": str(limited.retry_after)}
+            )
         try:
             return await handler(principal)
         except Refusal as refusal:
@@ -255,8 +283,13 @@ class PosApi:
                 async with self.state.db.transaction() as session:
                     response = await work(session, principal, key, body)
                     # Audited in the payment's own transaction: committed exactly when audited.
-                    await audit.record(session=session, client_id=principal.client_id,
-                                       partner_id=principal.partner_id, operation=f"pos.{operation}", outcome="OK")
+                    await audit.record(
+                        session=session,
+                        client_id=principal.client_id,
+                        partner_id=principal.partner_id,
+                        operation=f"pos.{operation}",
+                        outcome="OK",
+                    )
                 return response
             except DomainError as exc:
                 outcome = exc.code
@@ -275,8 +308,13 @@ class PosApi:
     async def _audit(self, principal: Principal, operation: str, outcome: str) -> None:
         try:
             async with self.state.db.transaction() as session:
-                await audit.record(session=session, client_id=principal.client_id, partner_id=principal.partner_id,
-                                   operation=f"pos.{operation}", outcome=outcome)
+                await audit.record(
+                    session=session,
+                    client_id=principal.client_id,
+                    partner_id=principal.partner_id,
+                    operation=f"pos.{operation}",
+                    outcome=outcome,
+                )
         except Exception:  # noqa: BLE001 - the payment is done; a lost audit row is logged loudly
             log.exception("could not write the audit log for pos.%s", operation)
 
@@ -309,8 +347,12 @@ class PosApi:
         async def work(session, principal, key, body):
             self._only(body, {"amountWon"})
             r = await redemption_service.capture(
-                session=session, merchant_id=principal.partner_id, redemption_id=_payment_pk(request),
-                amount_won=_integer(body, "amountWon", required=False), idempotency_key=key, now=utcnow(),
+                session=session,
+                merchant_id=principal.partner_id,
+                redemption_id=_payment_pk(request),
+                amount_won=_integer(body, "amountWon", required=False),
+                idempotency_key=key,
+                now=utcnow(),
             )
             return await self._json(session, r, 200)
 
@@ -320,8 +362,11 @@ class PosApi:
         async def work(session, principal, key, body):
             self._only(body, set())
             r = await redemption_service.void(
-                session=session, merchant_id=principal.partner_id, redemption_id=_payment_pk(request),
-                idempotency_key=key, now=utcnow(),
+                session=session,
+                merchant_id=principal.partner_id,
+                redemption_id=_payment_pk(request),
+                idempotency_key=key,
+                now=utcnow(),
             )
             return await self._json(session, r, 200)
 
@@ -333,9 +378,13 @@ class PosApi:
                 raise Refusal("INVALID_INPUT", "A JSON body is required.", status=400)
             self._only(body, {"amountWon", "reason"})
             r = await redemption_service.refund(
-                session=session, merchant_id=principal.partner_id, redemption_id=_payment_pk(request),
-                amount_won=_integer(body, "amountWon", required=True), reason=_string(body, "reason", required=False),
-                idempotency_key=key, now=utcnow(),
+                session=session,
+                merchant_id=principal.partner_id,
+                redemption_id=_payment_pk(request),
+                amount_won=_integer(body, "amountWon", required=True),
+                reason=_string(body, "reason", required=False),
+                idempotency_key=key,
+                now=utcnow(),
             )
             return await self._json(session, r, 200)
 
@@ -363,18 +412,28 @@ class PosApi:
             limit = whole_number(params.get("limit", "20"), max_digits=3)
             if limit is None or not 1 <= limit <= 100:
                 raise Refusal("INVALID_INPUT", "limit must be 1 to 100", field=["limit"], status=400)
-            stmt = redemption_service.redemptions_query(
-                partner_id=principal.partner_id, partner_kind="MERCHANT",
-                status=RedemptionStatus(status) if status else None,
-                order_id=params.get("orderId"), reference=params.get("reference"),
-            ).order_by(Redemption.id.desc()).limit(limit)
+            stmt = (
+                redemption_service.redemptions_query(
+                    partner_id=principal.partner_id,
+                    partner_kind="MERCHANT",
+                    status=RedemptionStatus(status) if status else None,
+                    order_id=params.get("orderId"),
+                    reference=params.get("reference"),
+                )
+                .order_by(Redemption.id.desc())
+                .limit(limit)
+            )
             async with self.state.db.session() as session:
                 rows = (await session.execute(stmt)).scalars().all()
                 partner_ids = {principal.partner_id, *(r.member_operator_id for r in rows)}
-                codes = dict((await session.execute(
-                    sa.select(Partner.id, Partner.code).where(Partner.id.in_(partner_ids))
-                )).all())
-            return JSONResponse({"payments": [payment_json(r, codes[r.merchant_id], codes[r.member_operator_id]) for r in rows]})
+                codes = dict(
+                    (
+                        await session.execute(sa.select(Partner.id, Partner.code).where(Partner.id.in_(partner_ids)))
+                    ).all()
+                )
+            return JSONResponse(
+                {"payments": [payment_json(r, codes[r.merchant_id], codes[r.member_operator_id]) for r in rows]}
+            )
 
         return await self._guarded(request, "redemptions:read", handle)
 

@@ -9,12 +9,13 @@ The entry point's name is the `kind` an administrator configures; its object is 
 (connectors/base.py says what it implements). The gateway's own types (http-json, csv-batch)
 are registered the same way, in this project's pyproject.toml.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Iterable, Mapping
 
 from connectors.base import JOB_PROTOCOLS, ConfigError
 from connectors.guarded_http import vet_outbound

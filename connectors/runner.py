@@ -24,16 +24,17 @@ Per-connector tuning, in the connector's config (all optional):
     "retry":   {"attempts": 3, "initial_seconds": 0.5, "max_seconds": 10, "jitter_seconds": 0.5}
     "breaker": {"failure_threshold": 3, "cooldown_seconds": 300}
 """
+
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import sqlalchemy as sa
@@ -51,21 +52,21 @@ from connectors.base import (
     TransientError,
 )
 from connectors.guarded_http import blocked, guarded_transport
-from connectors.registry import Registry, UnknownConnector, registry as default_registry
+from connectors.registry import Registry, UnknownConnector
+from connectors.registry import registry as default_registry
 from gateway import connectors as service
-from gateway.db import Database, utcnow
-from gateway.errors import DomainError
-from gateway.jobs import on_shutdown, state_extra
-from gateway.models.connectors import ConnectorJob, ConnectorRun
-from gateway.models.partners import Partner
-from gateway.settings import Settings
 from gateway import reconciliation, statements
 from gateway.activity import MAX_BATCH, record_activities
 from gateway.campaigns import seoul_today
+from gateway.db import Database, utcnow
+from gateway.errors import DomainError
+from gateway.jobs import on_shutdown, state_extra
 from gateway.models.campaigns import IssuedStatement
-from gateway.models.partners import Agreement
+from gateway.models.connectors import ConnectorJob, ConnectorRun
+from gateway.models.partners import Agreement, Partner
 from gateway.models.settlement import FlowKind
 from gateway.reconciliation import ReportRecord
+from gateway.settings import Settings
 
 log = logging.getLogger("connectors.runner")
 T = TypeVar("T")
@@ -83,7 +84,7 @@ class RetryPolicy:
     jitter_seconds: float = 0.5
 
     @classmethod
-    def from_config(cls, config: dict | None) -> "RetryPolicy":
+    def from_config(cls, config: dict | None) -> RetryPolicy:
         config = dict(config or {})
         return cls(
             attempts=max(1, min(int(config.get("attempts", cls.attempts)), 10)),
@@ -127,7 +128,12 @@ class ConnectorRunner:
         """Record a RUNNING run (or find the one already running); raises the service's DomainErrors."""
         async with self.db.transaction() as session:
             return await service.start_run(
-                session=session, partner_id=partner_id, job=job, trigger=trigger, now=self.clock(), stale_after=self.stale_after
+                session=session,
+                partner_id=partner_id,
+                job=job,
+                trigger=trigger,
+                now=self.clock(),
+                stale_after=self.stale_after,
             )
 
     def launch(self, run_id: int) -> asyncio.Task:
@@ -192,8 +198,12 @@ class ConnectorRunner:
             partner = await session.get(Partner, run.partner_id)
         config = dict(connector.config or {})
         breaker = service.Breaker(
-            failure_threshold=int((config.get("breaker") or {}).get("failure_threshold", self.settings.connector_failure_threshold)),
-            cooldown_seconds=float((config.get("breaker") or {}).get("cooldown_seconds", self.settings.connector_cooldown_seconds)),
+            failure_threshold=int(
+                (config.get("breaker") or {}).get("failure_threshold", self.settings.connector_failure_threshold)
+            ),
+            cooldown_seconds=float(
+                (config.get("breaker") or {}).get("cooldown_seconds", self.settings.connector_cooldown_seconds)
+            ),
         )
         retry = RetryPolicy.from_config(config.get("retry"))
         timeout = float(config.get("timeout_seconds", 10.0))
@@ -209,7 +219,9 @@ class ConnectorRunner:
                 follow_redirects=False,
                 headers={"User-Agent": USER_AGENT},
             ) as http:
-                context = ConnectorContext(partner_code=partner.code, kind=connector.kind, http=http, timeout_seconds=timeout, log=log)
+                context = ConnectorContext(
+                    partner_code=partner.code, kind=connector.kind, http=http, timeout_seconds=timeout, log=log
+                )
                 instance = info.cls(config=config, credentials=credentials, context=context)
                 try:
                     async with asyncio.timeout(self.settings.connector_run_timeout_seconds):
@@ -228,7 +240,9 @@ class ConnectorRunner:
             error = f"the run took longer than {self.settings.connector_run_timeout_seconds} s and was stopped"
             upstream = True
         except asyncio.CancelledError:
-            await asyncio.shield(self._finish(run_id, "interrupted: the gateway stopped during the run", False, breaker))
+            await asyncio.shield(
+                self._finish(run_id, "interrupted: the gateway stopped during the run", False, breaker)
+            )
             raise
         except Exception:  # noqa: BLE001 - a bug in a connector must not kill the worker
             # The partner sees the run's error: nothing of the exception (it may quote a
@@ -242,7 +256,12 @@ class ConnectorRunner:
     async def _finish(self, run_id: int, error: str | None, upstream: bool, breaker: service.Breaker) -> ConnectorRun:
         async with self.db.transaction() as session:
             return await service.finish_run(
-                session=session, run_id=run_id, error=error, upstream_failure=upstream, breaker=breaker, now=self.clock()
+                session=session,
+                run_id=run_id,
+                error=error,
+                upstream_failure=upstream,
+                breaker=breaker,
+                now=self.clock(),
             )
 
     async def _call(self, retry: RetryPolicy, run_id: int, fn: Callable[[], Awaitable[T]]) -> T:
@@ -268,7 +287,9 @@ class ConnectorRunner:
         try:
             return await AsyncRetrying(
                 stop=stop_after_attempt(retry.attempts),
-                wait=wait_exponential_jitter(initial=retry.initial_seconds, max=retry.max_seconds, jitter=retry.jitter_seconds),
+                wait=wait_exponential_jitter(
+                    initial=retry.initial_seconds, max=retry.max_seconds, jitter=retry.jitter_seconds
+                ),
                 retry=retry_if_exception(_transient),
                 before_sleep=count,
                 reraise=True,
@@ -276,7 +297,9 @@ class ConnectorRunner:
         finally:
             if retries:
                 async with self.db.transaction() as session:
-                    await service.record_progress(session=session, run_id=run_id, advance_cursor=False, counts={"retries": retries})
+                    await service.record_progress(
+                        session=session, run_id=run_id, advance_cursor=False, counts={"retries": retries}
+                    )
 
     # ------------------------------------------------------------ jobs
 
@@ -301,7 +324,9 @@ class ConnectorRunner:
                         counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
                         if outcome.points_credited:
                             counts["points"] = counts.get("points", 0) + outcome.points_credited
-                await service.record_progress(session=session, run_id=run.id, cursor=page.cursor, records=len(records), counts=counts)
+                await service.record_progress(
+                    session=session, run_id=run.id, cursor=page.cursor, records=len(records), counts=counts
+                )
             if not page.has_more or page.cursor == cursor:
                 return
             cursor = page.cursor
@@ -310,7 +335,9 @@ class ConnectorRunner:
         job = ConnectorJob.PULL_RECONCILIATION
         cursor = service.cursor_of(connector, job)
         for _ in range(MAX_PAGES):
-            page: Page[ReconciliationReport] = await self._call(retry, run.id, lambda c=cursor: instance.fetch_reconciliation(c))
+            page: Page[ReconciliationReport] = await self._call(
+                retry, run.id, lambda c=cursor: instance.fetch_reconciliation(c)
+            )
             for report in page.records:
                 key = _report_key(report)
                 if key and service.has_seen(connector, job, key):
@@ -320,7 +347,9 @@ class ConnectorRunner:
                     agreement_id = await session.scalar(
                         sa.select(Agreement.id).where(
                             Agreement.code == report.agreement_code,
-                            sa.or_(Agreement.operator_a_id == run.partner_id, Agreement.operator_b_id == run.partner_id),
+                            sa.or_(
+                                Agreement.operator_a_id == run.partner_id, Agreement.operator_b_id == run.partner_id
+                            ),
                         )
                     )
                 if agreement_id is None:
@@ -361,18 +390,22 @@ class ConnectorRunner:
         async with self.db.session() as session:
             sponsor = await session.get(Partner, run.partner_id)
             rows = (
-                await session.execute(
-                    sa.select(IssuedStatement)
-                    .where(
-                        IssuedStatement.sponsor_id == run.partner_id,
-                        IssuedStatement.provisional.is_(False),
-                        IssuedStatement.digest != "",
-                        IssuedStatement.id > after,
+                (
+                    await session.execute(
+                        sa.select(IssuedStatement)
+                        .where(
+                            IssuedStatement.sponsor_id == run.partner_id,
+                            IssuedStatement.provisional.is_(False),
+                            IssuedStatement.digest != "",
+                            IssuedStatement.id > after,
+                        )
+                        .order_by(IssuedStatement.id)
+                        .limit(1000)
                     )
-                    .order_by(IssuedStatement.id)
-                    .limit(1000)
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for row in rows:
             statement = statements.Statement.from_issued(row)
             document = StatementDocument(
@@ -401,7 +434,12 @@ class ConnectorRunner:
         try:
             async with self.db.transaction() as session:
                 await statements.donation_statement(
-                    session=session, sponsor_id=sponsor_id, period_start=start, period_end=end, signer=self.signer, now=self.clock()
+                    session=session,
+                    sponsor_id=sponsor_id,
+                    period_start=start,
+                    period_end=end,
+                    signer=self.signer,
+                    now=self.clock(),
                 )
         except DomainError as exc:
             log.info("statement of %s..%s not issued for sponsor %s: %s", start, end, sponsor_id, exc.message)
@@ -442,7 +480,9 @@ def _to_report_record(record, FlowKind, ReportRecord):
         raise BadRecord(
             f"record {record.reference!r}: kind {record.kind!r} is not one of {', '.join(k.value for k in FlowKind)}"
         ) from None
-    return ReportRecord(reference=record.reference, kind=kind, amount_won=record.amount_won, occurred_at=record.occurred_at)
+    return ReportRecord(
+        reference=record.reference, kind=kind, amount_won=record.amount_won, occurred_at=record.occurred_at
+    )
 
 
 # ---------------------------------------------------------------- one runner per app

@@ -17,12 +17,14 @@ gateway/webhooks.py. Here:
   share the work without sending one twice), sends them concurrently and records the
   outcome.
 """
+
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
@@ -38,7 +40,7 @@ USER_AGENT = "mileage-gateway-webhooks/1"
 
 def sign(*, secret: str, event_id: str, body: bytes, at: dt.datetime) -> dict[str, str]:
     """The Standard Webhooks headers of one attempt."""
-    timestamp = dt.datetime.fromtimestamp(math.floor(at.timestamp()), tz=dt.timezone.utc)
+    timestamp = dt.datetime.fromtimestamp(math.floor(at.timestamp()), tz=dt.UTC)
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
@@ -57,9 +59,14 @@ class WebhookSender:
             headers={"User-Agent": USER_AGENT},
         )
 
-    async def send(self, delivery: service.ClaimedDelivery, *, now: dt.datetime | None = None) -> tuple[int | None, str | None]:
+    async def send(
+        self, delivery: service.ClaimedDelivery, *, now: dt.datetime | None = None
+    ) -> tuple[int | None, str | None]:
         """(HTTP status, error) of one attempt; status None when there was no answer."""
-        headers = {"content-type": "application/json", **sign(secret=delivery.secret, event_id=delivery.event_id, body=delivery.body, at=now or utcnow())}
+        headers = {
+            "content-type": "application/json",
+            **sign(secret=delivery.secret, event_id=delivery.event_id, body=delivery.body, at=now or utcnow()),
+        }
         try:
             async with self.client.stream("POST", delivery.url, content=delivery.body, headers=headers) as response:
                 code = response.status_code
@@ -158,4 +165,12 @@ def worker_for(state: Any) -> DeliveryWorker:
     return worker
 
 
-__all__ = ["BlockedAddress", "DeliveryWorker", "GuardedBackend", "WebhookSender", "guarded_transport", "sign", "worker_for"]
+__all__ = [
+    "BlockedAddress",
+    "DeliveryWorker",
+    "GuardedBackend",
+    "WebhookSender",
+    "guarded_transport",
+    "sign",
+    "worker_for",
+]

@@ -34,12 +34,14 @@ Performance: the batch is planned in memory and written with a fixed number of b
 statements (about fifteen, whatever its size), so a 1,000-record batch costs milliseconds of
 database round trips rather than thousands of them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -131,7 +133,9 @@ async def earning_rule(session: AsyncSession, operator_id: int) -> EarningRule:
     return rule or EarningRule.default(operator_id)
 
 
-async def set_earning_rule(*, session: AsyncSession, operator_id: int, now: dt.datetime | None = None, **fields) -> EarningRule:
+async def set_earning_rule(
+    *, session: AsyncSession, operator_id: int, now: dt.datetime | None = None, **fields
+) -> EarningRule:
     """Create or change an operator's earning rule (fields as on EarningRule)."""
     rule = (
         await session.execute(sa.select(EarningRule).where(EarningRule.operator_id == operator_id))
@@ -177,10 +181,7 @@ def implausibility(rule: EarningRule, steps: int, distance_meters: int) -> str |
         return "distance and steps do not match (one of them is zero)"
     stride = Decimal(distance_meters) / steps
     if stride < Decimal(rule.min_stride_m) or stride > Decimal(rule.max_stride_m):
-        return (
-            f"a stride of {stride.quantize(Decimal('0.01'))} m is outside "
-            f"{rule.min_stride_m}-{rule.max_stride_m} m"
-        )
+        return f"a stride of {stride.quantize(Decimal('0.01'))} m is outside {rule.min_stride_m}-{rule.max_stride_m} m"
     return None
 
 
@@ -290,8 +291,14 @@ async def record_activities(
         memo = _memo(record, points, rule, day is not None)
         posting, moved, reason = None, 0, None
         if delta > 0:
-            leg = ledger.Leg(issuance, wallet, delta, lot_expires_at=expires_at, earned_on=record.date,
-                             never_expires=expires_at is None)
+            leg = ledger.Leg(
+                issuance,
+                wallet,
+                delta,
+                lot_expires_at=expires_at,
+                earned_on=record.date,
+                never_expires=expires_at is None,
+            )
             posting, moved = ledger.Posting(kind, [leg], memo, ledger.new_reference()), delta
         elif delta < 0:
             take = min(-delta, available[wallet.id])
@@ -302,7 +309,11 @@ async def record_activities(
                 reason = f"{-delta - take} of the {-delta} points to take back were already spent"
         if capped and reason is None:
             reason = f"credited up to the daily cap of {rule.daily_cap} points"
-        status = ActivityStatus.ADJUSTED if day is not None else (ActivityStatus.CAPPED if capped else ActivityStatus.CREDITED)
+        status = (
+            ActivityStatus.ADJUSTED
+            if day is not None
+            else (ActivityStatus.CAPPED if capped else ActivityStatus.CREDITED)
+        )
         old = None if day is None else ActivityFigures(day.steps, day.distance_meters, day.points_credited)
         new = ActivityFigures(record.steps, record.distance_meters, points)
         if listeners and (listening is None or member.id in listening):
@@ -323,19 +334,21 @@ async def record_activities(
         available[wallet.id] += moved
         if posting is not None:
             postings.append(posting)
-        events.append((
-            "activity.credited",
-            [operator_id],
-            {
-                "memberExternalId": member.external_id,
-                "date": record.date.isoformat(),
-                "status": status.value,
-                "steps": record.steps,
-                "distanceMeters": record.distance_meters,
-                "pointsCredited": str(moved),
-                "reference": reference,
-            },
-        ))
+        events.append(
+            (
+                "activity.credited",
+                [operator_id],
+                {
+                    "memberExternalId": member.external_id,
+                    "date": record.date.isoformat(),
+                    "status": status.value,
+                    "steps": record.steps,
+                    "distanceMeters": record.distance_meters,
+                    "pointsCredited": str(moved),
+                    "reference": reference,
+                },
+            )
+        )
         outcomes[index] = ActivityOutcome(record.member_external_id, record.date, status, moved, reason, reference)
 
     await ledger.post_many(session=session, postings=postings, now=now)
@@ -359,7 +372,9 @@ def _chunks(items: list, size: int = 500):
         yield items[start : start + size]
 
 
-async def _enroll_all(session: AsyncSession, operator_id: int, external_ids: set[str], now: dt.datetime) -> dict[str, Member]:
+async def _enroll_all(
+    session: AsyncSession, operator_id: int, external_ids: set[str], now: dt.datetime
+) -> dict[str, Member]:
     """The operator's members by externalId, enrolling those not yet known."""
     found: dict[str, Member] = {}
     for chunk in _chunks(sorted(external_ids)):
@@ -373,7 +388,10 @@ async def _enroll_all(session: AsyncSession, operator_id: int, external_ids: set
             found[member.external_id] = member
     missing = sorted(external_ids - found.keys())
     if missing:
-        rows = [dict(operator_id=operator_id, external_id=x, status=MemberStatus.ACTIVE, enrolled_at=now, updated_at=now) for x in missing]
+        rows = [
+            dict(operator_id=operator_id, external_id=x, status=MemberStatus.ACTIVE, enrolled_at=now, updated_at=now)
+            for x in missing
+        ]
         try:
             async with session.begin_nested():
                 ids = await ledger.bulk_insert(session, Member, rows)
@@ -382,7 +400,9 @@ async def _enroll_all(session: AsyncSession, operator_id: int, external_ids: set
                     found[member.external_id] = member
         except IntegrityError:  # enrolled meanwhile elsewhere: one by one, race-safe
             for external_id in missing:
-                found[external_id] = await enroll(session=session, operator_id=operator_id, external_id=external_id, now=now)
+                found[external_id] = await enroll(
+                    session=session, operator_id=operator_id, external_id=external_id, now=now
+                )
     return found
 
 
@@ -402,8 +422,17 @@ async def _wallets(session: AsyncSession, members: list[Member], unit: str) -> d
         )
     if missing:
         rows = [
-            dict(owner_kind=OwnerKind.MEMBER, owner_id=member_id, unit=unit, purpose="wallet", available=0, held=0,
-                 allow_negative=False, has_lots=True, created_at=utcnow())
+            dict(
+                owner_kind=OwnerKind.MEMBER,
+                owner_id=member_id,
+                unit=unit,
+                purpose="wallet",
+                available=0,
+                held=0,
+                allow_negative=False,
+                has_lots=True,
+                created_at=utcnow(),
+            )
             for member_id in sorted(missing)
         ]
         try:
@@ -433,12 +462,21 @@ async def _days(session: AsyncSession, member_ids: list[int], dates: set[dt.date
     days: dict[tuple[int, dt.date], _Day] = {}
     for chunk in _chunks(sorted(member_ids)):
         rows = await session.execute(
-            sa.select(t.c.id, t.c.member_id, t.c.date, t.c.steps, t.c.distance_meters, t.c.source,
-                      t.c.points_credited, t.c.reference)
-            .where(t.c.member_id.in_(chunk), t.c.date.in_(sorted(dates)))
+            sa.select(
+                t.c.id,
+                t.c.member_id,
+                t.c.date,
+                t.c.steps,
+                t.c.distance_meters,
+                t.c.source,
+                t.c.points_credited,
+                t.c.reference,
+            ).where(t.c.member_id.in_(chunk), t.c.date.in_(sorted(dates)))
         )
         for r in rows:
-            days[(r.member_id, r.date)] = _Day(r.id, r.steps, r.distance_meters, r.source, r.points_credited, r.reference)
+            days[(r.member_id, r.date)] = _Day(
+                r.id, r.steps, r.distance_meters, r.source, r.points_credited, r.reference
+            )
     return days
 
 
@@ -447,8 +485,14 @@ async def _write_days(session: AsyncSession, days: dict[tuple[int, dt.date], _Da
     for (member_id, date), day in days.items():
         if not day.dirty:
             continue
-        values = dict(steps=day.steps, distance_meters=day.distance_meters, source=day.source,
-                      points_credited=day.points_credited, reference=day.reference, updated_at=now)
+        values = dict(
+            steps=day.steps,
+            distance_meters=day.distance_meters,
+            source=day.source,
+            points_credited=day.points_credited,
+            reference=day.reference,
+            updated_at=now,
+        )
         if day.id is None:
             inserts.append(dict(member_id=member_id, date=date, created_at=now, **values))
         else:

@@ -16,6 +16,7 @@ host can reach: loopback services, the private network, a cloud metadata service
 `settings.webhook_allow_private` (GATEWAY_ALLOW_PRIVATE_ADDRESSES, or its older name
 GATEWAY_WEBHOOK_ALLOW_PRIVATE) turns the guard off: development and tests only.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,10 +29,13 @@ from gateway.errors import InvalidInput
 URL_MAX = 2048
 #: Cloud metadata services (also covered by the link-local/private rules; named for clarity).
 METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-BLOCKED_HOSTNAMES = frozenset({"localhost", "metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"})
+BLOCKED_HOSTNAMES = frozenset(
+    {"localhost", "metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"}
+)
 BLOCKED_SUFFIXES = (".localhost", ".internal", ".local")
 
 
@@ -111,7 +115,9 @@ def check_url(
             if reason:
                 raise InvalidInput(f"{what} points at {reason}; {purpose} to public addresses only", field=field)
         elif host in BLOCKED_HOSTNAMES or host.endswith(BLOCKED_SUFFIXES):
-            raise InvalidInput(f"{what} names a local or internal host; {purpose} to public addresses only", field=field)
+            raise InvalidInput(
+                f"{what} names a local or internal host; {purpose} to public addresses only", field=field
+            )
     return url, host, port
 
 
@@ -140,8 +146,10 @@ async def vet_url(
         try:
             await resolve_public(host, port, allow_private=False, timeout=3.0)
         except UnsafeAddress as exc:
-            raise InvalidInput(f"{what} refused: {exc}; {purpose} to public addresses only", field=field or ["input", "url"]) from exc
-        except (OSError, asyncio.TimeoutError):
+            raise InvalidInput(
+                f"{what} refused: {exc}; {purpose} to public addresses only", field=field or ["input", "url"]
+            ) from exc
+        except (TimeoutError, OSError):
             pass
     return url
 

@@ -3,6 +3,7 @@
 `create_app` is the composition root of a serving process: it builds the services, mounts
 every face, registers the activity listeners and hands the scheduler the jobs of every
 package (gateway/composition.py)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -100,8 +101,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(BodyDeadline, timeout=settings.body_timeout_seconds, min_rate=settings.body_min_rate),
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan, middleware=middleware,
-        exception_handlers={Exception: last_resort, PoolTimeout: pool_timeout_handler, HTTPException: routing_error},  # overload: 503
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={
+            Exception: last_resort,
+            PoolTimeout: pool_timeout_handler,
+            HTTPException: routing_error,
+        },  # overload: 503
     )
     app.state.gateway = state
     return app

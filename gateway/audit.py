@@ -19,6 +19,7 @@ every write transaction begins with `BEGIN IMMEDIATE` and so runs alone).
 An event is protected once sealed; `audit verify` reports events left unsealed longer
 than a threshold (a stopped sealer), since until then a row could be changed unnoticed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,7 @@ UNSEALED_MAX_AGE_SECONDS = 300
 
 
 def _timestamp(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def event_hash(

@@ -2,6 +2,7 @@
 
 Singleton under the job lease, so one process seals at a time (the sealer's head lock makes
 a concurrent `mileage-gateway audit seal` safe as well)."""
+
 from __future__ import annotations
 
 from gateway import audit

@@ -1,4 +1,5 @@
 """Bootstrapping a deployment: the program office's ADMIN partner and its clients."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa

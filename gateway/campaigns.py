@@ -53,6 +53,7 @@ Joining takes the operator's issuance-account lock before it (as `record_activit
 so a batch of that operator in flight is either fully counted by the join or sees the new
 participant.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -166,7 +167,9 @@ async def get_campaign(session: AsyncSession, code: str) -> Campaign | None:
     """The campaign as it stands, this transaction's own commitments included."""
     await flush_commitments(session)
     return (
-        await session.execute(sa.select(Campaign).where(Campaign.code == code).execution_options(populate_existing=True))
+        await session.execute(
+            sa.select(Campaign).where(Campaign.code == code).execution_options(populate_existing=True)
+        )
     ).scalar_one_or_none()
 
 
@@ -220,7 +223,9 @@ async def create_campaign(
     _check_won(won_per_km, "wonPerKm")
     _check_won(won_per_achiever, "wonPerAchiever")
     _check_won(budget_won, "budgetWon", positive=True)
-    if goal_steps is not None and (isinstance(goal_steps, bool) or not isinstance(goal_steps, int) or not 1 <= goal_steps <= 10**9):
+    if goal_steps is not None and (
+        isinstance(goal_steps, bool) or not isinstance(goal_steps, int) or not 1 <= goal_steps <= 10**9
+    ):
         raise InvalidInput("goalSteps must be a whole number from 1 to 1000000000", field=["input", "goalSteps"])
     if won_per_achiever > 0 and goal_steps is None:
         raise InvalidInput("wonPerAchiever needs goalSteps, the goal to reach", field=["input", "goalSteps"])
@@ -292,8 +297,9 @@ async def commitment_accounts(session: AsyncSession, campaign: Campaign) -> tupl
     return sponsor, beneficiary
 
 
-def commitment_posting(campaign: Campaign, delta_won: int, accounts: tuple[Account, Account], memo: str,
-                       reference: str | None = None) -> ledger.Posting | None:
+def commitment_posting(
+    campaign: Campaign, delta_won: int, accounts: tuple[Account, Account], memo: str, reference: str | None = None
+) -> ledger.Posting | None:
     """The ledger posting of a change of `delta_won` in what the sponsor owes (None for 0)."""
     sponsor, beneficiary = accounts
     if delta_won > 0:
@@ -330,11 +336,19 @@ class _Figures:
     committed_won: int
     budget_exhausted_at: dt.datetime | None
 
-    WRITTEN = ("participants", "distance_m", "distance_won", "achievers", "achievement_won", "matched_won",
-               "committed_won", "budget_exhausted_at")
+    WRITTEN = (
+        "participants",
+        "distance_m",
+        "distance_won",
+        "achievers",
+        "achievement_won",
+        "matched_won",
+        "committed_won",
+        "budget_exhausted_at",
+    )
 
     @classmethod
-    def of(cls, row: Campaign) -> "_Figures":
+    def of(cls, row: Campaign) -> _Figures:
         return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
 
 
@@ -481,8 +495,13 @@ def _write(sync, work: _Work) -> None:
                 achievement_won=sa.bindparam("p_achievement_won"),
             ),
             [
-                {"p_id": p.id, "p_steps": p.steps, "p_distance_m": p.distance_m, "p_achieved_on": p.achieved_on,
-                 "p_achievement_won": p.achievement_won}
+                {
+                    "p_id": p.id,
+                    "p_steps": p.steps,
+                    "p_distance_m": p.distance_m,
+                    "p_achieved_on": p.achieved_on,
+                    "p_achievement_won": p.achievement_won,
+                }
                 for p in parts
             ],
         )
@@ -493,7 +512,9 @@ def _write(sync, work: _Work) -> None:
     t = Campaign.__table__
     for figures in work.campaigns.values():
         sync.execute(
-            sa.update(t).where(t.c.id == figures.id).values(**{name: getattr(figures, name) for name in _Figures.WRITTEN})
+            sa.update(t)
+            .where(t.c.id == figures.id)
+            .values(**{name: getattr(figures, name) for name in _Figures.WRITTEN})
         )
     d = CampaignDay.__table__
     for (campaign_id, date), deltas in work.days.items():
@@ -529,7 +550,10 @@ async def _campaign(session: AsyncSession, work: _Work, campaign_id: int) -> _Fi
     if figures is None:
         row = (
             await session.execute(
-                sa.select(Campaign).where(Campaign.id == campaign_id).with_for_update().execution_options(populate_existing=True)
+                sa.select(Campaign)
+                .where(Campaign.id == campaign_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
         ).scalar_one()
         figures = work.campaigns[campaign_id] = _Figures.of(row)
@@ -545,18 +569,36 @@ async def _prefetch(session: AsyncSession, work: _Work, member_ids) -> None:
     cp = CampaignParticipant.__table__
     for start in range(0, len(ordered), 500):
         rows = await session.execute(
-            sa.select(cp.c.id, cp.c.campaign_id, cp.c.member_id, cp.c.steps, cp.c.distance_m, cp.c.achieved_on,
-                      cp.c.achievement_won, Campaign.starts_on, Campaign.ends_on)
+            sa.select(
+                cp.c.id,
+                cp.c.campaign_id,
+                cp.c.member_id,
+                cp.c.steps,
+                cp.c.distance_m,
+                cp.c.achieved_on,
+                cp.c.achievement_won,
+                Campaign.starts_on,
+                Campaign.ends_on,
+            )
             .join(Campaign, Campaign.id == cp.c.campaign_id)
-            .where(cp.c.member_id.in_(ordered[start:start + 500]), Campaign.ends_on >= horizon)
+            .where(cp.c.member_id.in_(ordered[start : start + 500]), Campaign.ends_on >= horizon)
             .order_by(cp.c.campaign_id)
         )
         for row in rows:
             part = work.parts.get(row.id)  # already held (joined in this transaction): keep it
             if part is None:
-                part = work.parts[row.id] = _Part(row.id, row.campaign_id, row.member_id, row.steps, row.distance_m,
-                                                  row.achieved_on, row.achievement_won)
-            work.participations.setdefault(part.member_id, []).append((part, part.campaign_id, row.starts_on, row.ends_on))
+                part = work.parts[row.id] = _Part(
+                    row.id,
+                    row.campaign_id,
+                    row.member_id,
+                    row.steps,
+                    row.distance_m,
+                    row.achieved_on,
+                    row.achievement_won,
+                )
+            work.participations.setdefault(part.member_id, []).append(
+                (part, part.campaign_id, row.starts_on, row.ends_on)
+            )
     work.known.update(ordered)
 
 
@@ -565,8 +607,11 @@ async def _participations(session: AsyncSession, work: _Work, member_id: int):
     record_activities with the whole batch); otherwise loaded with those of every member the
     session holds, the batch at hand."""
     if member_id not in work.known:
-        held = [obj.id for obj in list(session.sync_session.identity_map.values())
-                if isinstance(obj, Member) and obj.id is not None]
+        held = [
+            obj.id
+            for obj in list(session.sync_session.identity_map.values())
+            if isinstance(obj, Member) and obj.id is not None
+        ]
         await _prefetch(session, work, [member_id, *held])
     return work.participations.get(member_id, [])
 
@@ -677,16 +722,28 @@ async def _goal_reached(session, campaign: _Figures, member: Member, date: dt.da
     operator_code = await session.scalar(sa.select(Partner.code).where(Partner.id == member.operator_id))
     # The sponsor and the beneficiary learn that a participant reached the goal; only the
     # member's own operator learns which member it was.
-    await emit(session=session, type="campaign.goal_reached", partner_ids=[campaign.sponsor_id, campaign.beneficiary_id],
-               data={**data, "operator": operator_code}, now=now)
-    await emit(session=session, type="campaign.goal_reached", partner_ids=[member.operator_id],
-               data={**data, "operator": operator_code, "memberExternalId": member.external_id}, now=now)
+    await emit(
+        session=session,
+        type="campaign.goal_reached",
+        partner_ids=[campaign.sponsor_id, campaign.beneficiary_id],
+        data={**data, "operator": operator_code},
+        now=now,
+    )
+    await emit(
+        session=session,
+        type="campaign.goal_reached",
+        partner_ids=[member.operator_id],
+        data={**data, "operator": operator_code, "memberExternalId": member.external_id},
+        now=now,
+    )
 
 
 async def on_activity(*, session: AsyncSession, member: Member, date: dt.date, old, new) -> None:
     """`gateway.activity` listener: a participant's day was credited or corrected."""
     work = _work(session)
-    relevant = [(p, cid) for p, cid, first, last in await _participations(session, work, member.id) if first <= date <= last]
+    relevant = [
+        (p, cid) for p, cid, first, last in await _participations(session, work, member.id) if first <= date <= last
+    ]
     if not relevant:
         return
     now = utcnow()
@@ -716,13 +773,20 @@ def register_listeners(listeners: list[activity.Listener]) -> None:
 
 
 async def join_campaign(
-    *, session: AsyncSession, operator_id: int, member_external_id: str, campaign_code: str, now: dt.datetime | None = None
+    *,
+    session: AsyncSession,
+    operator_id: int,
+    member_external_id: str,
+    campaign_code: str,
+    now: dt.datetime | None = None,
 ) -> Campaign:
     """Enrol the operator's member in the campaign (see the module docstring)."""
     now = now or utcnow()
     found = await require_campaign(session, campaign_code, field=["input", "campaignCode"])
     if campaign_status(found, seoul_today(now)) == CampaignStatus.ENDED:
-        raise CampaignNotActive(f"Campaign {campaign_code!r} ended on {found.ends_on.isoformat()}", field=["input", "campaignCode"])
+        raise CampaignNotActive(
+            f"Campaign {campaign_code!r} ended on {found.ends_on.isoformat()}", field=["input", "campaignCode"]
+        )
     # Same order as record_activities: the operator's issuance account, then commitments.
     issuance = await ledger.issuance_account(session, operator_id)
     await session.execute(sa.select(Account.id).where(Account.id == issuance.id).with_for_update())
@@ -746,20 +810,26 @@ async def join_campaign(
     await session.flush()
     participant = work.parts[row.id] = _Part(row.id, campaign.id, member.id, 0, 0, None, 0)
     if member.id in work.known:
-        work.participations.setdefault(member.id, []).append((participant, campaign.id, campaign.starts_on, campaign.ends_on))
+        work.participations.setdefault(member.id, []).append(
+            (participant, campaign.id, campaign.starts_on, campaign.ends_on)
+        )
     # Walking already recorded within the campaign's dates counts, in date order (so a goal
     # is reached on the day the steps first add up to it).
     records = (
-        await session.execute(
-            sa.select(ActivityRecord)
-            .where(
-                ActivityRecord.member_id == member.id,
-                ActivityRecord.date >= campaign.starts_on,
-                ActivityRecord.date <= campaign.ends_on,
+        (
+            await session.execute(
+                sa.select(ActivityRecord)
+                .where(
+                    ActivityRecord.member_id == member.id,
+                    ActivityRecord.date >= campaign.starts_on,
+                    ActivityRecord.date <= campaign.ends_on,
+                )
+                .order_by(ActivityRecord.date)
             )
-            .order_by(ActivityRecord.date)
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for record in records:
         walked = activity.ActivityFigures(record.steps, record.distance_meters, record.points_credited)
         await _apply_walk(session, work, campaign, participant, member, record.date, None, walked, now)
@@ -786,7 +856,9 @@ async def match_donation(
     due = matched_won(won_value, campaign.match_ratio)
     headroom = campaign.budget_won - campaign.committed_won
     if due > 0 and headroom <= 0:
-        raise BudgetExhausted(f"Campaign {campaign.code!r} has no budget left to match donations", field=["input", "campaignCode"])
+        raise BudgetExhausted(
+            f"Campaign {campaign.code!r} has no budget left to match donations", field=["input", "campaignCode"]
+        )
     won = within_budget(due, 0, headroom)
     if won == 0:
         return 0
@@ -794,8 +866,13 @@ async def match_donation(
     campaign.matched_won += won
     campaign.committed_won += won
     _add_to_day(work, campaign.id, seoul_today(now), matched_won=won)
-    posting = commitment_posting(campaign, won, await commitment_accounts(session, campaign),
-                                 f"campaign {campaign.code}: match of a donation", reference)
+    posting = commitment_posting(
+        campaign,
+        won,
+        await commitment_accounts(session, campaign),
+        f"campaign {campaign.code}: match of a donation",
+        reference,
+    )
     await ledger.post_many(session=session, postings=[posting], now=now)
     await _note_budget(session, campaign, before, now)
     await session.flush()

@@ -1,4 +1,5 @@
 """`mileage-gateway`: serve, migrate, demo, bootstrap clients, keys, secret key, audit, documents."""
+
 # The composition root of command-line processes: `main` registers the activity listeners and
 # gives the `jobs` commands the jobs of every package (gateway/composition.py), as
 # `create_app` does for a serving process.
@@ -35,10 +36,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     if not args.no_migrate:
         upgrade_sync(settings.database_url)
-    print(f"mileage-gateway: serving on http://{args.host}:{args.port} ({settings.env}, {settings.database_url.split(':', 1)[0]})", file=sys.stderr)
+    print(
+        f"mileage-gateway: serving on http://{args.host}:{args.port} ({settings.env}, {settings.database_url.split(':', 1)[0]})",
+        file=sys.stderr,
+    )
     if args.workers > 1 and not settings.redis_url:
-        print(f"mileage-gateway: warning: without GATEWAY_REDIS_URL each of the {args.workers} workers "
-              "counts the rate limits on its own (docs/operations.md)", file=sys.stderr)
+        print(
+            f"mileage-gateway: warning: without GATEWAY_REDIS_URL each of the {args.workers} workers "
+            "counts the rate limits on its own (docs/operations.md)",
+            file=sys.stderr,
+        )
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -88,8 +95,11 @@ def cmd_secret_key(args: argparse.Namespace) -> int:
 def cmd_rekey(args: argparse.Namespace) -> int:
     settings = _settings()
     if not getattr(settings.secret_key, "previous", ()):
-        print("mileage-gateway: rekey: note: GATEWAY_OLD_SECRET_KEYS is empty; only checking that "
-              "everything opens with GATEWAY_SECRET_KEY", file=sys.stderr)
+        print(
+            "mileage-gateway: rekey: note: GATEWAY_OLD_SECRET_KEYS is empty; only checking that "
+            "everything opens with GATEWAY_SECRET_KEY",
+            file=sys.stderr,
+        )
 
     async def run() -> dict:
         db = Database(settings.database_url)
@@ -128,9 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    keys_sub.add_parser("rotate", help="add a new signing key; the old one stays published until its tokens expire").set_defaults(func=cmd_keys_rotate)
+    keys_sub.add_parser(
+        "rotate", help="add a new signing key; the old one stays published until its tokens expire"
+    ).set_defaults(func=cmd_keys_rotate)
 
-    sub.add_parser("secret-key", help="print a new random GATEWAY_SECRET_KEY (256 bits)").set_defaults(func=cmd_secret_key)
+    sub.add_parser("secret-key", help="print a new random GATEWAY_SECRET_KEY (256 bits)").set_defaults(
+        func=cmd_secret_key
+    )
     sub.add_parser(
         "rekey",
         help="re-seal every stored key, credential and webhook secret with GATEWAY_SECRET_KEY, "

@@ -6,6 +6,7 @@ SHA-256 (they live minutes, so a plain digest is enough), and are consumed atomi
 conditional `UPDATE ... WHERE used_at IS NULL` lets exactly one caller use a code, also
 under concurrency. If the caller's transaction rolls back, the code is unused again.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -67,7 +68,11 @@ async def issue_member_code(
     ttl = DEFAULT_TTL_SECONDS[purpose] if ttl_seconds is None else ttl_seconds
     code = new_code()
     expires_at = now + dt.timedelta(seconds=ttl)
-    session.add(MemberCode(member_id=member.id, purpose=purpose, code_hash=code_hash(code), expires_at=expires_at, created_at=now))
+    session.add(
+        MemberCode(
+            member_id=member.id, purpose=purpose, code_hash=code_hash(code), expires_at=expires_at, created_at=now
+        )
+    )
     await session.flush()
     return IssuedCode(code=code, purpose=purpose, expires_at=expires_at, member_id=member.id)
 
@@ -91,7 +96,9 @@ async def consume_member_code(
         )
     ).first()
     if used is None:
-        row = (await session.execute(sa.select(t.c.purpose, t.c.used_at, t.c.expires_at).where(t.c.code_hash == digest))).first()
+        row = (
+            await session.execute(sa.select(t.c.purpose, t.c.used_at, t.c.expires_at).where(t.c.code_hash == digest))
+        ).first()
         if row is not None and row.purpose == purpose.value and row.used_at is None:
             raise MemberCodeExpired("the member code has expired", field=["input", "memberCode"])
         raise InvalidMemberCode("unknown or used member code", field=["input", "memberCode"])

@@ -7,6 +7,7 @@ Packages do not register themselves at import. Each one says what it has in a
 only the entry points import, calls them. Adding a job is one line here and one function
 in its package; nothing is found by name.
 """
+
 from __future__ import annotations
 
 from typing import Any

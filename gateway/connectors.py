@@ -25,11 +25,13 @@ Every change of status writes a `connector.status_changed` event for the partner
 program office (ADMIN partners). Only failures to reach the partner's system count; a run
 that fails on the partner's data (a malformed record) fails without moving the breaker.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,7 +93,9 @@ def credentials_purpose(partner_id: int, kind: str) -> str:
 
 def credentials_of(connector: ConnectorConfig, secret_key: str) -> dict:
     """The connector's credentials, unsealed (for the runner only; never shown to partners)."""
-    return unseal_json(secret_key, connector.credentials, purpose=credentials_purpose(connector.partner_id, connector.kind))
+    return unseal_json(
+        secret_key, connector.credentials, purpose=credentials_purpose(connector.partner_id, connector.kind)
+    )
 
 
 # ---------------------------------------------------------------- configuration
@@ -123,10 +127,18 @@ async def configure(
             allowed = ", ".join(sorted(k.value for k in JOB_PARTNER_KINDS[job]))
             raise InvalidInput(f"{job.value} is for {allowed} partners", field=["input", "jobs"])
     if schedule_seconds is not None and schedule_seconds < MIN_SCHEDULE_SECONDS:
-        raise InvalidInput(f"scheduleSeconds must be at least {MIN_SCHEDULE_SECONDS}", field=["input", "scheduleSeconds"])
+        raise InvalidInput(
+            f"scheduleSeconds must be at least {MIN_SCHEDULE_SECONDS}", field=["input", "scheduleSeconds"]
+        )
     siblings = (
-        await session.execute(sa.select(ConnectorConfig).where(ConnectorConfig.partner_id == partner.id).with_for_update())
-    ).scalars().all()
+        (
+            await session.execute(
+                sa.select(ConnectorConfig).where(ConnectorConfig.partner_id == partner.id).with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
     connector = next((c for c in siblings if c.kind == kind), None)
     for other in siblings:
         if other is not connector and other.status != ConnectorStatus.DISABLED:
@@ -138,7 +150,12 @@ async def configure(
                 )
     if connector is None:
         connector = ConnectorConfig(
-            partner_id=partner.id, kind=kind, cursors={}, status=ConnectorStatus.HEALTHY, consecutive_failures=0, created_at=now
+            partner_id=partner.id,
+            kind=kind,
+            cursors={},
+            status=ConnectorStatus.HEALTHY,
+            consecutive_failures=0,
+            created_at=now,
         )
         session.add(connector)
     connector.jobs = [j.value for j in jobs]
@@ -169,7 +186,9 @@ def connectors_of(partner_id: int | None) -> sa.Select:
     return stmt
 
 
-async def for_job(session: AsyncSession, partner_id: int, job: ConnectorJob, *, lock: bool = False) -> ConnectorConfig | None:
+async def for_job(
+    session: AsyncSession, partner_id: int, job: ConnectorJob, *, lock: bool = False
+) -> ConnectorConfig | None:
     """The partner's connector serving `job` (an enabled one first)."""
     stmt = sa.select(ConnectorConfig).where(ConnectorConfig.partner_id == partner_id).order_by(ConnectorConfig.id)
     if lock:
@@ -241,16 +260,20 @@ async def start_run(
             f"the next try is at {connector.retry_at.isoformat(timespec='seconds')}"
         )
     running = (
-        await session.execute(
-            sa.select(ConnectorRun)
-            .where(
-                ConnectorRun.connector_id == connector.id,
-                ConnectorRun.job == job,
-                ConnectorRun.status == ConnectorRunStatus.RUNNING,
+        (
+            await session.execute(
+                sa.select(ConnectorRun)
+                .where(
+                    ConnectorRun.connector_id == connector.id,
+                    ConnectorRun.job == job,
+                    ConnectorRun.status == ConnectorRunStatus.RUNNING,
+                )
+                .order_by(ConnectorRun.id.desc())
             )
-            .order_by(ConnectorRun.id.desc())
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for run in running:
         if run.started_at > now - stale_after:
             return run, False
@@ -383,7 +406,9 @@ async def finish_run(
     return run
 
 
-async def _set_status(session: AsyncSession, connector: ConnectorConfig, status: ConnectorStatus, *, now: dt.datetime) -> None:
+async def _set_status(
+    session: AsyncSession, connector: ConnectorConfig, status: ConnectorStatus, *, now: dt.datetime
+) -> None:
     previous = connector.status
     if previous == status:
         return
@@ -400,7 +425,9 @@ async def _set_status(session: AsyncSession, connector: ConnectorConfig, status:
             "previousStatus": previous.value if previous else None,
             "status": status.value,
             "error": connector.last_error if status in (ConnectorStatus.DEGRADED, ConnectorStatus.DOWN) else None,
-            "retryAt": connector.retry_at.isoformat() if status == ConnectorStatus.DOWN and connector.retry_at else None,
+            "retryAt": connector.retry_at.isoformat()
+            if status == ConnectorStatus.DOWN and connector.retry_at
+            else None,
             "at": now.isoformat(),
         },
         now=now,
@@ -417,20 +444,24 @@ async def start_due_runs(
     breaker may be tried again) and move its next sync time on. New runs only."""
     now = now or utcnow()
     rows = (
-        await session.execute(
-            sa.select(ConnectorConfig)
-            .where(
-                ConnectorConfig.schedule_seconds.is_not(None),
-                ConnectorConfig.status != ConnectorStatus.DISABLED,
-                sa.or_(
-                    ConnectorConfig.next_sync_at <= now,
-                    sa.and_(ConnectorConfig.status == ConnectorStatus.DOWN, ConnectorConfig.retry_at <= now),
-                ),
+        (
+            await session.execute(
+                sa.select(ConnectorConfig)
+                .where(
+                    ConnectorConfig.schedule_seconds.is_not(None),
+                    ConnectorConfig.status != ConnectorStatus.DISABLED,
+                    sa.or_(
+                        ConnectorConfig.next_sync_at <= now,
+                        sa.and_(ConnectorConfig.status == ConnectorStatus.DOWN, ConnectorConfig.retry_at <= now),
+                    ),
+                )
+                .order_by(ConnectorConfig.id)
+                .with_for_update()
             )
-            .order_by(ConnectorConfig.id)
-            .with_for_update()
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     started: list[ConnectorRun] = []
     for connector in rows:
         if not may_run(connector, now):
@@ -440,7 +471,12 @@ async def start_due_runs(
             try:
                 async with session.begin_nested():
                     run, created = await start_run(
-                        session=session, partner_id=connector.partner_id, job=job, trigger="schedule", now=now, stale_after=stale_after
+                        session=session,
+                        partner_id=connector.partner_id,
+                        job=job,
+                        trigger="schedule",
+                        now=now,
+                        stale_after=stale_after,
                     )
             except (NotFound, InvalidState, UpstreamUnavailable):
                 continue
@@ -454,7 +490,9 @@ def _jobs(values: Iterable[str]) -> list[ConnectorJob]:
     return [ConnectorJob(v) for v in values or []]
 
 
-async def recent_runs(session: AsyncSession, connector_ids: Sequence[int], per_connector: int) -> dict[int, list[ConnectorRun]]:
+async def recent_runs(
+    session: AsyncSession, connector_ids: Sequence[int], per_connector: int
+) -> dict[int, list[ConnectorRun]]:
     """The newest `per_connector` runs of each connector, newest first (one statement)."""
     if not connector_ids or per_connector <= 0:
         return {cid: [] for cid in connector_ids}

@@ -4,13 +4,14 @@ Write transactions go through `Database.transaction()`. On SQLite it begins
 with `BEGIN IMMEDIATE`, so writers serialize instead of failing on upgrade;
 on PostgreSQL the services lock the rows they change.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import weakref
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import AsyncIterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -41,15 +42,15 @@ class UTCDateTime(sa.TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTCDateTime column")
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class ExactDecimal(sa.TypeDecorator):
@@ -74,7 +75,7 @@ class ExactDecimal(sa.TypeDecorator):
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -133,7 +134,7 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
 
 
 #: The databases whose pools /metrics shows (the served app's; `Database.from_settings`).
-_WATCHED: "weakref.WeakSet[Database]" = weakref.WeakSet()
+_WATCHED: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
 def pool_stats() -> dict[str, float]:
@@ -201,7 +202,7 @@ class Database:
         return True
 
     @classmethod
-    def from_settings(cls, settings) -> "Database":
+    def from_settings(cls, settings) -> Database:
         """The served app's database: pool sized by settings, shown in /metrics."""
         database = cls(
             settings.database_url,

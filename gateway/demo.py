@@ -6,6 +6,7 @@ social enterprise that receives donations, a cooperation agreement, members with
 of walking. Running it again changes nothing in the world but prints fresh credentials
 (each demo client's secret is rotated, since secrets are stored only as hashes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,14 +61,25 @@ async def _ensure_partners(session) -> dict[str, int]:
         existing = await partners.get_by_code(session, p.code)
         if existing is None:
             existing = await partners.create_partner(
-                session=session, code=p.code, name=p.name, kind=p.kind,
-                unit_code=p.unit_code, won_per_point=p.won_per_point, operator_code=p.operator_code,
+                session=session,
+                code=p.code,
+                name=p.name,
+                kind=p.kind,
+                unit_code=p.unit_code,
+                won_per_point=p.won_per_point,
+                operator_code=p.operator_code,
             )
         ids[p.code] = existing.id
     if (await session.execute(sa.text("SELECT 1 FROM agreements WHERE code = 'seoul-gyeonggi-2026'"))).first() is None:
         await partners.create_agreement(
-            session=session, code="seoul-gyeonggi-2026", operator_a_code="seoul-walking", operator_b_code="gyeonggi-steps",
-            cross_redemption=True, point_exchange=True, fee_bps=150, settlement_period=SettlementPeriod.MONTHLY,
+            session=session,
+            code="seoul-gyeonggi-2026",
+            operator_a_code="seoul-walking",
+            operator_b_code="gyeonggi-steps",
+            cross_redemption=True,
+            point_exchange=True,
+            fee_bps=150,
+            settlement_period=SettlementPeriod.MONTHLY,
             starts_on=dt.date(2026, 1, 1),
         )
     return ids
@@ -90,7 +102,10 @@ async def _walk_a_month(db: Database, ids: dict[str, int], now: dt.datetime) -> 
         for start in range(0, len(records), activity.MAX_BATCH):
             async with db.transaction() as session:
                 outcomes = await activity.record_activities(
-                    session=session, operator_id=ids[operator_code], records=records[start:start + activity.MAX_BATCH], now=now
+                    session=session,
+                    operator_id=ids[operator_code],
+                    records=records[start : start + activity.MAX_BATCH],
+                    now=now,
                 )
             credited += sum(o.points_credited for o in outcomes)
     return credited
@@ -105,17 +120,30 @@ async def _credentials(session, ids: dict[str, int]) -> list[dict]:
         partner = await partners.get_by_code(session, code)
         existing = (
             await session.execute(
-                sa.select(OAuthClient).where(OAuthClient.partner_id == partner_id, OAuthClient.enabled.is_(True)).order_by(OAuthClient.id).limit(1)
+                sa.select(OAuthClient)
+                .where(OAuthClient.partner_id == partner_id, OAuthClient.enabled.is_(True))
+                .order_by(OAuthClient.id)
+                .limit(1)
             )
         ).scalar_one_or_none()
         if existing is None:
             client, secret = await create_client(
-                session=session, partner=partner, scopes=scopes_for_kind(kinds[code].value),
+                session=session,
+                partner=partner,
+                scopes=scopes_for_kind(kinds[code].value),
                 auth_method=ClientAuthMethod.CLIENT_SECRET_BASIC,
             )
         else:
             client, secret = await rotate_secret(session=session, client_id=existing.client_id, partner_id=None)
-        rows.append({"partner": code, "kind": kinds[code].value, "client_id": client.client_id, "client_secret": secret, "scope": client.scope})
+        rows.append(
+            {
+                "partner": code,
+                "kind": kinds[code].value,
+                "client_id": client.client_id,
+                "client_secret": secret,
+                "scope": client.scope,
+            }
+        )
     return rows
 
 
@@ -152,8 +180,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  TOKEN=$(curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials {base}/oauth/token"
         " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' "
-        f"-d '{{\"query\":\"{{ viewer {{ clientId partner {{ code kind }} }} }}\"}}' {base}/graphql\n"
-        f"GraphiQL: open {base}/graphql and set the header {{\"Authorization\": \"Bearer <token>\"}}."
+        f'-d \'{{"query":"{{ viewer {{ clientId partner {{ code kind }} }} }}"}}\' {base}/graphql\n'
+        f'GraphiQL: open {base}/graphql and set the header {{"Authorization": "Bearer <token>"}}.'
     )
     return 0
 

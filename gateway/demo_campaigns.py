@@ -3,6 +3,7 @@
 with a step challenge and matched donations. A step of `gateway.demo` (runs after the month
 of walking, so joining counts what the members already walked); running it again changes
 nothing."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,13 +42,21 @@ async def demo_campaign(db: Database, ids: dict[str, int], now: dt.datetime) -> 
         for n in range(1, count + 1):
             async with db.transaction() as session:
                 await campaigns.join_campaign(
-                    session=session, operator_id=ids[operator_code], member_external_id=f"{prefix}-member-{n:03d}",
-                    campaign_code=CODE, now=now,
+                    session=session,
+                    operator_id=ids[operator_code],
+                    member_external_id=f"{prefix}-member-{n:03d}",
+                    campaign_code=CODE,
+                    now=now,
                 )
     for n, points in ((1, 300), (2, 150), (3, 500)):
         async with db.transaction() as session:
             await donations.donate_points(
-                session=session, operator_id=ids["seoul-walking"], member_external_id=f"seo-member-{n:03d}",
-                beneficiary_code="warm-steps-coop", points=points, campaign_code=CODE,
-                idempotency_key=f"demo-donation-{n}", now=now,
+                session=session,
+                operator_id=ids["seoul-walking"],
+                member_external_id=f"seo-member-{n:03d}",
+                beneficiary_code="warm-steps-coop",
+                points=points,
+                campaign_code=CODE,
+                idempotency_key=f"demo-donation-{n}",
+                now=now,
             )

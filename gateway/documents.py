@@ -9,6 +9,7 @@
   HMAC-SHA256 over path and expiry keyed from the gateway's secret; a changed or expired
   URL is refused (403).
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,7 +47,9 @@ class SignedDocument:
 
 async def sign(document: dict[str, Any], signer: DetachedSigner) -> SignedDocument:
     payload = canonical_bytes(document)
-    return SignedDocument(document=document, payload=payload, digest=digest(payload), signature=await signer.sign_detached(payload))
+    return SignedDocument(
+        document=document, payload=payload, digest=digest(payload), signature=await signer.sign_detached(payload)
+    )
 
 
 def won(amount: int) -> str:
@@ -78,7 +81,9 @@ def signed_url(*, base_url: str, path: str, secret_key: str, ttl_seconds: int, n
     return f"{base_url.rstrip('/')}{path}{separator}{query}"
 
 
-def verify_url(*, path_with_query: str, expires: str | None, sig: str | None, secret_key: str, now: float | None = None) -> bool:
+def verify_url(
+    *, path_with_query: str, expires: str | None, sig: str | None, secret_key: str, now: float | None = None
+) -> bool:
     """True when `sig` signs `path_with_query` (the URL's path and its other query
     parameters, as signed) and the URL has not expired."""
     # Anyone may send these: ASCII digits of a sane length only (int() refuses over 4,300
@@ -88,7 +93,9 @@ def verify_url(*, path_with_query: str, expires: str | None, sig: str | None, se
         return False
     if int(expires) < (now if now is not None else time.time()):
         return False
-    return hmac.compare_digest(_mac(secret_key, path_with_query, int(expires)).encode(), sig.encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(
+        _mac(secret_key, path_with_query, int(expires)).encode(), sig.encode("utf-8", "surrogatepass")
+    )
 
 
 def strip_signature(path: str, query_params: dict[str, str]) -> tuple[str, str | None, str | None]:

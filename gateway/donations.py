@@ -16,6 +16,7 @@ What a caller may rely on
 * `visible_donations` is the tenancy of the `donations` query: an OPERATOR sees its members'
   donations, a BENEFICIARY those it received, a SPONSOR those on its campaigns, ADMIN all.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -75,7 +76,12 @@ async def donate_points(
         return {"donation_id": donation.id}
 
     result = await run_idempotent(
-        session=session, partner_id=operator_id, key=idempotency_key, operation="donatePoints", request=request, work=work
+        session=session,
+        partner_id=operator_id,
+        key=idempotency_key,
+        operation="donatePoints",
+        request=request,
+        work=work,
     )
     donation = await get_donation(session, result["donation_id"])
     assert donation is not None
@@ -183,7 +189,9 @@ def visible_donations(
     elif partner_kind != "ADMIN":
         stmt = stmt.where(sa.false())
     if campaign_code is not None:
-        stmt = stmt.where(Donation.campaign_id == sa.select(Campaign.id).where(Campaign.code == campaign_code).scalar_subquery())
+        stmt = stmt.where(
+            Donation.campaign_id == sa.select(Campaign.id).where(Campaign.code == campaign_code).scalar_subquery()
+        )
     if beneficiary_code is not None:
         stmt = stmt.where(
             Donation.beneficiary_id == sa.select(Partner.id).where(Partner.code == beneficiary_code).scalar_subquery()

@@ -4,6 +4,7 @@ into a `UserError` in a mutation payload (or a GraphQL error for queries).
 A service raises one of these *before* or *instead of* committing, so a payload
 with errors always means nothing changed.
 """
+
 from __future__ import annotations
 
 

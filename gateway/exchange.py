@@ -21,6 +21,7 @@ What a caller may rely on
   naming only that operator's own member.
 * Idempotent per (giving operator, idempotency key), like every value-moving mutation.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,10 +42,10 @@ from gateway.models.ledger import EntryKind
 from gateway.models.members import Member, MemberCodePurpose
 from gateway.models.partners import Partner, PartnerKind
 from gateway.models.settlement import FlowKind
-from gateway.settlement import record_flow
 from gateway.outbox import emit
 from gateway.partners import active_agreement
 from gateway.redemption import fee_won, won_value
+from gateway.settlement import record_flow
 
 
 def points_received(won_after_fee: int, to_won_per_point: Decimal) -> int:
@@ -83,7 +84,9 @@ async def exchange_points(
             raise InvalidInput("points must be a whole number above zero", field=["input", "points"])
         giver = await require_member(session, operator_id, member_external_id)
         try:
-            receiver = await consume_member_code(session=session, code=receive_code, purpose=MemberCodePurpose.RECEIVE, now=now)
+            receiver = await consume_member_code(
+                session=session, code=receive_code, purpose=MemberCodePurpose.RECEIVE, now=now
+            )
         except DomainError as exc:
             exc.field = ["input", "receiveCode"]
             raise
@@ -91,7 +94,9 @@ async def exchange_points(
             raise InvalidInput("an exchange moves points to another operator's member", field=["input", "receiveCode"])
         agreement = await active_agreement(session, operator_id, receiver.operator_id, on=ledger.seoul_date(now))
         if agreement is None or not agreement.point_exchange:
-            raise NoAgreement("the two programs have no agreement that allows exchanging points", field=["input", "receiveCode"])
+            raise NoAgreement(
+                "the two programs have no agreement that allows exchanging points", field=["input", "receiveCode"]
+            )
         from_op = await session.get(Partner, operator_id)
         to_op = await session.get(Partner, receiver.operator_id)
         value = won_value(points, from_op.won_per_point)
@@ -131,8 +136,15 @@ async def exchange_points(
         )
         session.add(exchange)
         record_flow(
-            session, agreement_id=agreement.id, kind=FlowKind.EXCHANGE, payer_id=operator_id,
-            payee_id=receiver.operator_id, reference=txn.reference, gross_won=value, fee_won=fee, now=now,
+            session,
+            agreement_id=agreement.id,
+            kind=FlowKind.EXCHANGE,
+            payer_id=operator_id,
+            payee_id=receiver.operator_id,
+            reference=txn.reference,
+            gross_won=value,
+            fee_won=fee,
+            now=now,
         )
         await session.flush()
         await _emit_completed(session, exchange, from_op, to_op, giver, receiver, now)
@@ -150,7 +162,13 @@ async def exchange_points(
 
 
 async def _emit_completed(
-    session: AsyncSession, e: Exchange, from_op: Partner, to_op: Partner, giver: Member, receiver: Member, now: dt.datetime
+    session: AsyncSession,
+    e: Exchange,
+    from_op: Partner,
+    to_op: Partner,
+    giver: Member,
+    receiver: Member,
+    now: dt.datetime,
 ) -> None:
     common = {
         "reference": e.reference,
@@ -164,10 +182,20 @@ async def _emit_completed(
         "feeWon": str(e.fee_won),
     }
     # One event per operator, each naming only its own member.
-    await emit(session=session, type="exchange.completed", partner_ids=[from_op.id], now=now,
-               data={**common, "direction": "OUT", "memberExternalId": giver.external_id})
-    await emit(session=session, type="exchange.completed", partner_ids=[to_op.id], now=now,
-               data={**common, "direction": "IN", "memberExternalId": receiver.external_id})
+    await emit(
+        session=session,
+        type="exchange.completed",
+        partner_ids=[from_op.id],
+        now=now,
+        data={**common, "direction": "OUT", "memberExternalId": giver.external_id},
+    )
+    await emit(
+        session=session,
+        type="exchange.completed",
+        partner_ids=[to_op.id],
+        now=now,
+        data={**common, "direction": "IN", "memberExternalId": receiver.external_id},
+    )
 
 
 __all__ = ["exchange_points", "get_exchange", "points_received", "visible_to"]

@@ -7,6 +7,7 @@ a pending hold do not expire while held; if the hold is released, they go back t
 and expire at the next run. Each wallet's expiry is one EXPIRE posting to the operator's
 breakage account.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,30 +26,46 @@ async def expire_points(*, session: AsyncSession, now: dt.datetime, limit: int =
     """Expire the remaining points of lots with `expires_at <= now` in up to `limit` wallets;
     returns the number of points expired (call again while it returns more than zero)."""
     account_ids = (
-        await session.execute(
-            sa.select(Lot.account_id)
-            .where(Lot.expires_at.is_not(None), Lot.expires_at <= now, Lot.remaining > 0)
-            .group_by(Lot.account_id)
-            .order_by(Lot.account_id)
-            .limit(limit)
+        (
+            await session.execute(
+                sa.select(Lot.account_id)
+                .where(Lot.expires_at.is_not(None), Lot.expires_at <= now, Lot.remaining > 0)
+                .group_by(Lot.account_id)
+                .order_by(Lot.account_id)
+                .limit(limit)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     total = 0
     for account_id in account_ids:
         # Lock the wallet before reading its lots (spenders lock it before touching them too).
         wallet = (
             await session.execute(
-                sa.select(Account).where(Account.id == account_id).with_for_update().execution_options(populate_existing=True)
+                sa.select(Account)
+                .where(Account.id == account_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
         ).scalar_one()
         lots = (
-            await session.execute(
-                sa.select(Lot)
-                .where(Lot.account_id == account_id, Lot.expires_at.is_not(None), Lot.expires_at <= now, Lot.remaining > 0)
-                .order_by(Lot.expires_at, Lot.id)
-                .execution_options(populate_existing=True)
+            (
+                await session.execute(
+                    sa.select(Lot)
+                    .where(
+                        Lot.account_id == account_id,
+                        Lot.expires_at.is_not(None),
+                        Lot.expires_at <= now,
+                        Lot.remaining > 0,
+                    )
+                    .order_by(Lot.expires_at, Lot.id)
+                    .execution_options(populate_existing=True)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         amount = sum(lot.remaining for lot in lots)
         if amount <= 0 or wallet.owner_kind != OwnerKind.MEMBER:
             continue

@@ -15,13 +15,15 @@ the caller's transaction, and stores the work's JSON result with it. So:
 Store in the result whatever lets the GraphQL layer rebuild its payload, usually the id of
 the object created (`{"redemption_id": 17}`), and reload that object on replay.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import rfc8785
 import sqlalchemy as sa
@@ -54,7 +56,7 @@ def _jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):  # enums
+    if hasattr(value, "value") and isinstance(value.value, (str, int)):  # enums
         return value.value
     return value
 
@@ -80,7 +82,9 @@ async def _find(session: AsyncSession, partner_id: int, key: str) -> Idempotency
 
 def _replay(record: IdempotencyRecord, operation: str, digest: str) -> dict:
     if record.operation != operation or record.request_hash != digest:
-        raise IdempotencyKeyReused("this idempotency key was used for another request", field=["input", "idempotencyKey"])
+        raise IdempotencyKeyReused(
+            "this idempotency key was used for another request", field=["input", "idempotencyKey"]
+        )
     if record.response is None:  # pragma: no cover - only visible inside the first transaction
         raise IdempotencyKeyReused("a request with this idempotency key is still in progress")
     return record.response
@@ -108,7 +112,11 @@ async def run_idempotent(
     claim = (
         _insert_for(session)(table)
         .values(
-            partner_id=partner_id, key=key, operation=operation, request_hash=digest, response=None,
+            partner_id=partner_id,
+            key=key,
+            operation=operation,
+            request_hash=digest,
+            response=None,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=[table.c.partner_id, table.c.key])

@@ -3,6 +3,7 @@
 Domain events quote them (a settlement's id in `settlement.closed`), and the GraphQL layer
 uses them for every `Node`, so the encoding lives here, once.
 """
+
 from __future__ import annotations
 
 import base64

@@ -31,6 +31,7 @@ request's transaction.
 `mileage-gateway jobs list` shows the jobs and their leases; `mileage-gateway jobs run-once
 NAME` runs one now (still under its lease, so never alongside another process's run).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,9 +42,9 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -55,7 +56,7 @@ log = logging.getLogger("gateway.jobs")
 
 #: Extra lease time beyond a job's timeout before another process may take it over.
 LEASE_MARGIN_SECONDS = 30.0
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class JobContext:
     db: Database
     settings: Settings
     state: Any = None
-    job: "Job | None" = None
+    job: Job | None = None
 
 
 JobFn = Callable[[JobContext], Awaitable[Any]]
@@ -92,14 +93,16 @@ class Job:
         *,
         singleton: bool = True,
         timeout_seconds: float | None = None,
-    ) -> "Job":
+    ) -> Job:
         """The job `name`: `await fn(ctx)` every `interval_seconds`.
 
         `timeout_seconds` bounds one run (default: ten intervals, at least a minute)."""
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
         timeout = float(timeout_seconds) if timeout_seconds else max(60.0, 10.0 * float(interval_seconds))
-        return cls(name=name, interval_seconds=float(interval_seconds), fn=fn, singleton=singleton, timeout_seconds=timeout)
+        return cls(
+            name=name, interval_seconds=float(interval_seconds), fn=fn, singleton=singleton, timeout_seconds=timeout
+        )
 
 
 class JobRegistry(Mapping[str, Job]):
@@ -218,20 +221,27 @@ class JobOutcome:
 
 
 async def run_job(
-    job: Job, ctx: JobContext, *, owner: str | None = None, force: bool = False, clock: Callable[[], dt.datetime] = utcnow
+    job: Job,
+    ctx: JobContext,
+    *,
+    owner: str | None = None,
+    force: bool = False,
+    clock: Callable[[], dt.datetime] = utcnow,
 ) -> JobOutcome:
     """Run `job` once if this process gets its lease (`force`: even if not yet due).
 
     Returns `ran=False` when another process holds the lease (or, without force, it is not due)."""
     owner = owner or new_owner()
-    if job.singleton and not await acquire(ctx.db, job.name, owner=owner, lease_seconds=job.lease_seconds, now=clock(), force=force):
+    if job.singleton and not await acquire(
+        ctx.db, job.name, owner=owner, lease_seconds=job.lease_seconds, now=clock(), force=force
+    ):
         return JobOutcome(job.name, ran=False)
     ctx = JobContext(db=ctx.db, settings=ctx.settings, state=ctx.state, job=job)
     error = None
     result = None
     try:
         result = await asyncio.wait_for(job.fn(ctx), timeout=job.timeout_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         error = f"timed out after {job.timeout_seconds:g} s"
         log.warning("job %s %s", job.name, error)
     except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
@@ -392,7 +402,9 @@ def _cmd_list(args) -> int:
                         singleton=job.singleton,
                         next_run_at=lease.next_run_at.isoformat() if lease else None,
                         owner=lease.owner if lease else None,
-                        last_finished_at=lease.last_finished_at.isoformat() if lease and lease.last_finished_at else None,
+                        last_finished_at=lease.last_finished_at.isoformat()
+                        if lease and lease.last_finished_at
+                        else None,
                         last_error=lease.last_error if lease else None,
                     )
                 )

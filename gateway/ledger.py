@@ -66,14 +66,15 @@ Exchange between operators (two units through the agreement's clearing accounts)
                legs=[Leg(wallet_a, out_clearing, 1000),
                      Leg(in_clearing, wallet_b, 480, kind=EntryKind.EXCHANGE_IN)])
 """
+
 from __future__ import annotations
 
 import base64
 import calendar
 import datetime as dt
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -140,7 +141,7 @@ def lot_expiry(credited_at: dt.datetime, months: int | None) -> dt.datetime | No
     if not months:
         return None
     last_day = add_months(seoul_date(credited_at), months)
-    return dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), SEOUL).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), SEOUL).astimezone(dt.UTC)
 
 
 async def expiry_months(session: AsyncSession, operator_id: int) -> int | None:
@@ -235,7 +236,14 @@ async def get_or_create_accounts(session: AsyncSession, *specs: dict) -> list[Ac
 
 def wallet_spec(member: Member, unit: str) -> dict:
     """The `get_or_create_accounts` spec of the member's wallet in `unit` (see `wallet_account`)."""
-    return dict(owner_kind=OwnerKind.MEMBER, owner_id=member.id, unit=unit, purpose="wallet", allow_negative=False, has_lots=True)
+    return dict(
+        owner_kind=OwnerKind.MEMBER,
+        owner_id=member.id,
+        unit=unit,
+        purpose="wallet",
+        allow_negative=False,
+        has_lots=True,
+    )
 
 
 async def operator_unit(session: AsyncSession, operator_id: int) -> str:
@@ -305,9 +313,7 @@ async def account_balance(session: AsyncSession, account: Account | int) -> Bala
     """The account's balance as the database has it now."""
     account_id = account if isinstance(account, int) else account.id
     row = (
-        await session.execute(
-            sa.select(Account.unit, Account.available, Account.held).where(Account.id == account_id)
-        )
+        await session.execute(sa.select(Account.unit, Account.available, Account.held).where(Account.id == account_id))
     ).one()
     return Balance(unit=row.unit, available=row.available, held=row.held)
 
@@ -363,9 +369,7 @@ async def _update_account(
     stmt = sa.update(t).where(t.c.id == account.id)
     if d_available < 0 and not account.allow_negative:
         stmt = stmt.where(t.c.available >= -d_available)
-    stmt = stmt.values(available=t.c.available + d_available, held=t.c.held + d_held).returning(
-        t.c.available, t.c.held
-    )
+    stmt = stmt.values(available=t.c.available + d_available, held=t.c.held + d_held).returning(t.c.available, t.c.held)
     row = (await session.execute(stmt)).first()
     if row is None:
         raise InsufficientPoints("not enough points available")
@@ -419,7 +423,9 @@ async def _free_lots(session: AsyncSession, account_id: int, amount: int) -> lis
         window = stmt.order_by(*_lot_order()).limit(batch).subquery()
         order = (window.c.expires_at.asc().nulls_last(), window.c.id)
         ranked = sa.select(
-            window.c.id, window.c.remaining, window.c.expires_at,
+            window.c.id,
+            window.c.remaining,
+            window.c.expires_at,
             (sa.func.sum(window.c.remaining).over(order_by=order) - window.c.remaining).label("before"),
         ).subquery()
         rows = (
@@ -468,7 +474,9 @@ async def _apply_takes(session: AsyncSession, takes: Sequence[tuple[int, int]], 
     await session.execute(stmt, params if len(params) > 1 else params[0])
 
 
-async def _take_from_lots(session: AsyncSession, account_id: int, amount: int, lots: Sequence[Lot] | None = None) -> None:
+async def _take_from_lots(
+    session: AsyncSession, account_id: int, amount: int, lots: Sequence[Lot] | None = None
+) -> None:
     """Take `amount` of free points from the wallet's lots, oldest first (`lots`: the caller's
     own pick, in order, e.g. expiry's lots past their date)."""
     if lots is None:
@@ -644,7 +652,7 @@ class Posting:
 def _lot_key(lot: dict) -> tuple:
     """`_lot_order` for lots held as dicts (`_seq`: the id, or above every id for a new lot)."""
     expires_at = lot["expires_at"]
-    return (expires_at is None, expires_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc), lot["_seq"])
+    return (expires_at is None, expires_at or dt.datetime.max.replace(tzinfo=dt.UTC), lot["_seq"])
 
 
 async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: dt.datetime | None = None) -> list[str]:
@@ -667,7 +675,9 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
     member_ids = {a.owner_id for a in accounts.values() if a.owner_kind == OwnerKind.MEMBER}
     statuses: dict[int, MemberStatus] = {}
     if member_ids:
-        statuses = dict((await session.execute(sa.select(Member.id, Member.status).where(Member.id.in_(member_ids)))).all())
+        statuses = dict(
+            (await session.execute(sa.select(Member.id, Member.status).where(Member.id.in_(member_ids)))).all()
+        )
     for p in postings:
         for leg in p.legs:
             kind = leg.kind or p.kind
@@ -678,7 +688,10 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
 
     t = Account.__table__
     locked = await session.execute(
-        sa.select(t.c.id, t.c.available, t.c.held).where(t.c.id.in_(sorted(accounts))).order_by(t.c.id).with_for_update()
+        sa.select(t.c.id, t.c.available, t.c.held)
+        .where(t.c.id.in_(sorted(accounts)))
+        .order_by(t.c.id)
+        .with_for_update()
     )
     state = {r.id: [r.available, r.held] for r in locked}
 
@@ -695,9 +708,18 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
                 if st[0] < 0 and not account.allow_negative:
                     raise InsufficientPoints("not enough points available")
                 entry_rows.append(
-                    dict(account_id=account.id, unit=account.unit, kind=kind, points=points, held_change=0,
-                         balance_after=st[0] + st[1], available_after=st[0], reference=reference, memo=memo,
-                         created_at=now)
+                    dict(
+                        account_id=account.id,
+                        unit=account.unit,
+                        kind=kind,
+                        points=points,
+                        held_change=0,
+                        balance_after=st[0] + st[1],
+                        available_after=st[0],
+                        reference=reference,
+                        memo=memo,
+                        created_at=now,
+                    )
                 )
                 entry_txn.append(index)
             if leg.debit.has_lots:
@@ -741,9 +763,17 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
                         )
                         expiry_cache[account_id] = lot_expiry(now, await expiry_months(session, operator_id))
                     expires_at = expiry_cache[account_id]
-                lot = dict(account_id=account_id, entry_id=entry_ids[entry_index], amount=amount, remaining=amount,
-                           held=0, earned_on=leg.earned_on or seoul_date(now), expires_at=expires_at, created_at=now,
-                           _seq=(1 << 62) + len(new_lots))
+                lot = dict(
+                    account_id=account_id,
+                    entry_id=entry_ids[entry_index],
+                    amount=amount,
+                    remaining=amount,
+                    held=0,
+                    earned_on=leg.earned_on or seoul_date(now),
+                    expires_at=expires_at,
+                    created_at=now,
+                    _seq=(1 << 62) + len(new_lots),
+                )
                 new_lots.append(lot)
                 pile.append(lot)
                 pile.sort(key=_lot_key)
@@ -765,7 +795,9 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
             await session.execute(sa.insert(Lot), new_lots)
 
     await session.execute(
-        sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(available=sa.bindparam("b_available"), held=sa.bindparam("b_held")),
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("b_id"))
+        .values(available=sa.bindparam("b_available"), held=sa.bindparam("b_held")),
         [dict(b_id=aid, b_available=st[0], b_held=st[1]) for aid, st in state.items()],
     )
     _sync_accounts(accounts.values(), {aid: (st[0], st[1]) for aid, st in state.items()})
@@ -775,7 +807,9 @@ async def post_many(*, session: AsyncSession, postings: Sequence[Posting], now: 
 # ---------------------------------------------------------------- holds
 
 
-def _entry(txn: LedgerTransaction, account: Account, kind: EntryKind, points: int, held_change: int, after, now) -> LedgerEntry:
+def _entry(
+    txn: LedgerTransaction, account: Account, kind: EntryKind, points: int, held_change: int, after, now
+) -> LedgerEntry:
     return LedgerEntry(
         transaction_id=txn.id,
         account_id=account.id,
@@ -848,7 +882,9 @@ async def get_hold(session: AsyncSession, hold_id: int) -> Hold:
     return hold
 
 
-async def _resolve(session: AsyncSession, hold: Hold, status: HoldStatus, posted: int, now: dt.datetime, *, check_expiry: bool) -> None:
+async def _resolve(
+    session: AsyncSession, hold: Hold, status: HoldStatus, posted: int, now: dt.datetime, *, check_expiry: bool
+) -> None:
     """Move the hold out of PENDING exactly once (conditional update: concurrent callers lose)."""
     t = Hold.__table__
     stmt = sa.update(t).where(t.c.id == hold.id, t.c.status == HoldStatus.PENDING.value)
@@ -881,7 +917,9 @@ async def _hold_lots(session: AsyncSession, hold: Hold) -> list[tuple[HoldLot, L
 
 async def get_account(session: AsyncSession, account_id: int) -> Account:
     return (
-        await session.execute(sa.select(Account).where(Account.id == account_id).execution_options(populate_existing=True))
+        await session.execute(
+            sa.select(Account).where(Account.id == account_id).execution_options(populate_existing=True)
+        )
     ).scalar_one()
 
 
@@ -914,9 +952,7 @@ async def post_hold(
             d_av, d_held = changes[account_id]
             account = debit if account_id == debit.id else credit
             after[account_id] = await _update_account(session, account, d_available=d_av, d_held=d_held)
-        txn = LedgerTransaction(
-            reference=hold.reference, kind=hold.kind, memo=_memo(memo or hold.memo), created_at=now
-        )
+        txn = LedgerTransaction(reference=hold.reference, kind=hold.kind, memo=_memo(memo or hold.memo), created_at=now)
         session.add(txn)
         await session.flush()
         d_after = after[debit.id]
@@ -945,7 +981,9 @@ async def post_hold(
     return txn
 
 
-async def _release(session: AsyncSession, hold: Hold, status: HoldStatus, memo: str, now: dt.datetime) -> LedgerTransaction:
+async def _release(
+    session: AsyncSession, hold: Hold, status: HoldStatus, memo: str, now: dt.datetime
+) -> LedgerTransaction:
     async with session.begin_nested():
         await _resolve(session, hold, status, 0, now, check_expiry=False)
         debit = await get_account(session, hold.debit_account_id)
@@ -978,14 +1016,18 @@ async def expire_holds(*, session: AsyncSession, now: dt.datetime, limit: int = 
     (e.g. a redemption becomes EXPIRED and emits `redemption.expired`).
     """
     holds = (
-        await session.execute(
-            sa.select(Hold)
-            .where(Hold.status == HoldStatus.PENDING, Hold.expires_at.is_not(None), Hold.expires_at <= now)
-            .order_by(Hold.expires_at, Hold.id)
-            .limit(limit)
-            .execution_options(populate_existing=True)
+        (
+            await session.execute(
+                sa.select(Hold)
+                .where(Hold.status == HoldStatus.PENDING, Hold.expires_at.is_not(None), Hold.expires_at <= now)
+                .order_by(Hold.expires_at, Hold.id)
+                .limit(limit)
+                .execution_options(populate_existing=True)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     expired = []
     for hold in holds:
         try:

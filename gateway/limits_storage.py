@@ -17,6 +17,7 @@ concurrency slots, checked and taken in one Lua script (atomic across processes)
 slot carries its own expiry, so the slots of a worker that crashed mid-request are freed
 after `concurrency_slot_ttl_seconds` instead of never.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,8 @@ import logging
 import math
 import time
 import uuid
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import limits.errors
 import redis.asyncio
@@ -74,7 +76,7 @@ class SharedCounters:
         self._down_until = 0.0
 
     @classmethod
-    def for_state(cls, state: Any) -> "SharedCounters":
+    def for_state(cls, state: Any) -> SharedCounters:
         """One instance per application (`state.extra`), shared by the GraphQL and OAuth limiters."""
         counters = state.extra.get("limit_counters")
         if counters is None:
@@ -103,7 +105,9 @@ class SharedCounters:
         if time.monotonic() >= self._down_until:
             log.warning(
                 "limit counters: Redis unreachable (%s: %s); using this process's counters for %ss",
-                type(error).__name__, error, RETRY_SECONDS,
+                type(error).__name__,
+                error,
+                RETRY_SECONDS,
             )
         self._down_until = time.monotonic() + RETRY_SECONDS
 
@@ -156,7 +160,9 @@ return {0, 0}
 class RedisClientBucket:
     """Token bucket plus concurrency slots per client id, in Redis (raises STORE_ERRORS)."""
 
-    def __init__(self, counters: SharedCounters, *, rate: float, burst: int, max_concurrent: int, slot_ttl: int) -> None:
+    def __init__(
+        self, counters: SharedCounters, *, rate: float, burst: int, max_concurrent: int, slot_ttl: int
+    ) -> None:
         assert counters.redis is not None
         self.counters = counters
         self.rate, self.burst, self.max_concurrent = rate, burst, max_concurrent
@@ -165,7 +171,10 @@ class RedisClientBucket:
 
     def _keys(self, client_id: str) -> list[str]:
         # One hash tag per client: both keys land on one Redis Cluster node.
-        return [self.counters.key("gql", f"{{{client_id}}}", "bucket"), self.counters.key("gql", f"{{{client_id}}}", "slots")]
+        return [
+            self.counters.key("gql", f"{{{client_id}}}", "bucket"),
+            self.counters.key("gql", f"{{{client_id}}}", "slots"),
+        ]
 
     async def acquire(self, client_id: str) -> tuple[str, int] | str:
         """A new slot id when admitted, else ("concurrency" | "rate", seconds to wait)."""

@@ -3,6 +3,7 @@
 A member is identified by its operator and the operator's own `external_id`; no personal
 data is held. Members are enrolled on their first activity (`enroll` is get-or-create).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,7 +25,9 @@ EXTERNAL_ID_MAX = 128
 
 def _check_external_id(external_id: str) -> str:
     if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > EXTERNAL_ID_MAX:
-        raise InvalidInput(f"a member's externalId must be 1 to {EXTERNAL_ID_MAX} characters", field=["memberExternalId"])
+        raise InvalidInput(
+            f"a member's externalId must be 1 to {EXTERNAL_ID_MAX} characters", field=["memberExternalId"]
+        )
     return external_id
 
 
@@ -54,7 +57,9 @@ async def get_member_by_id(session: AsyncSession, member_id: int) -> Member | No
     return await session.get(Member, member_id)
 
 
-async def enroll(*, session: AsyncSession, operator_id: int, external_id: str, now: dt.datetime | None = None) -> Member:
+async def enroll(
+    *, session: AsyncSession, operator_id: int, external_id: str, now: dt.datetime | None = None
+) -> Member:
     """The member, enrolled now if new (race-safe get-or-create)."""
     _check_external_id(external_id)
     member = await get_member(session, operator_id, external_id)
@@ -64,7 +69,11 @@ async def enroll(*, session: AsyncSession, operator_id: int, external_id: str, n
     try:
         async with session.begin_nested():
             member = Member(
-                operator_id=operator_id, external_id=external_id, status=MemberStatus.ACTIVE, enrolled_at=now, updated_at=now
+                operator_id=operator_id,
+                external_id=external_id,
+                status=MemberStatus.ACTIVE,
+                enrolled_at=now,
+                updated_at=now,
             )
             session.add(member)
             await session.flush()
@@ -88,7 +97,9 @@ async def set_member_status(
         raise InvalidState("a closed member cannot be reopened")
     now = now or utcnow()
     await session.execute(
-        sa.update(Member.__table__).where(Member.__table__.c.id == member.id).values(status=status.value, updated_at=now)
+        sa.update(Member.__table__)
+        .where(Member.__table__.c.id == member.id)
+        .values(status=status.value, updated_at=now)
     )
     set_committed_value(member, "status", status)
     set_committed_value(member, "updated_at", now)

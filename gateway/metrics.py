@@ -10,11 +10,13 @@ against the schema.
 With several worker processes, set `PROMETHEUS_MULTIPROC_DIR` (prometheus_client's
 multiprocess mode) and `/metrics` aggregates every worker.
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,15 +81,21 @@ class PoolCollector:
 
     def collect(self):
         stats = pool_stats()
-        yield GaugeMetricFamily("gateway_db_pool_size", "Database connections the pool keeps open.", value=stats["size"])
         yield GaugeMetricFamily(
-            "gateway_db_pool_checked_out", "Database connections in use by requests and jobs now.", value=stats["checked_out"]
+            "gateway_db_pool_size", "Database connections the pool keeps open.", value=stats["size"]
+        )
+        yield GaugeMetricFamily(
+            "gateway_db_pool_checked_out",
+            "Database connections in use by requests and jobs now.",
+            value=stats["checked_out"],
         )
         yield GaugeMetricFamily(
             "gateway_db_pool_overflow", "Database connections open beyond the pool size now.", value=stats["overflow"]
         )
         yield GaugeMetricFamily(
-            "gateway_db_pool_waiting", "Requests and jobs waiting for a database connection now.", value=stats["waiting"]
+            "gateway_db_pool_waiting",
+            "Requests and jobs waiting for a database connection now.",
+            value=stats["waiting"],
         )
         yield CounterMetricFamily(
             "gateway_db_pool_timeouts",

@@ -4,12 +4,13 @@
 `events_for_partner` (one index range scan on outbox_recipients) and sends
 `{"type", "timestamp", "data"}` with `webhook-id` = the event id.
 """
+
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import secrets
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,7 +89,12 @@ async def emit_many(
 
 
 async def events_for_partner(
-    session: AsyncSession, partner_id: int, *, after_id: int | None = None, limit: int = 100, types: Iterable[str] | None = None
+    session: AsyncSession,
+    partner_id: int,
+    *,
+    after_id: int | None = None,
+    limit: int = 100,
+    types: Iterable[str] | None = None,
 ) -> list[OutboxEvent]:
     """The partner's events in the order they were written, after outbox id `after_id`."""
     stmt = (

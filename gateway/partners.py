@@ -1,10 +1,11 @@
 """Partners and cooperation agreements: registration and look-up."""
+
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,9 @@ async def get_by_code(session: AsyncSession, code: str) -> Partner | None:
     return (await session.execute(sa.select(Partner).where(Partner.code == code))).scalar_one_or_none()
 
 
-async def require(session: AsyncSession, code: str, *, kind: PartnerKind | None = None, field: list[str] | None = None) -> Partner:
+async def require(
+    session: AsyncSession, code: str, *, kind: PartnerKind | None = None, field: list[str] | None = None
+) -> Partner:
     """The partner with this code (and kind), or NotFound naming the input field."""
     partner = await get_by_code(session, code)
     if partner is None or (kind is not None and partner.kind != kind):
@@ -64,7 +67,9 @@ async def create_partner(
         raise InvalidInput("unitCode and wonPerPoint are for OPERATOR partners only", field=["input", "unitCode"])
     if kind == PartnerKind.MERCHANT:
         if not operator_code:
-            raise InvalidInput("a MERCHANT needs operatorCode, the operator it is affiliated with", field=["input", "operatorCode"])
+            raise InvalidInput(
+                "a MERCHANT needs operatorCode, the operator it is affiliated with", field=["input", "operatorCode"]
+            )
         operator = await require(session, operator_code, kind=PartnerKind.OPERATOR, field=["input", "operatorCode"])
         operator_id = operator.id
     elif operator_code is not None:

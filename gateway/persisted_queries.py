@@ -10,6 +10,7 @@ per-process cache spares the look-up for hot hashes. Last use is recorded when a
 is looked up in the database (`use`), which the caller does at most once per interval
 for a cached query, so eviction order is exact to that interval.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -94,8 +95,14 @@ async def store(
     now = utcnow()
     await session.execute(
         insert(PersistedQuery)
-        .values(partner_id=partner_id, sha256=sha256, query=query, created_by=client_id[:64], created_at=now,
-                last_used_at=now)
+        .values(
+            partner_id=partner_id,
+            sha256=sha256,
+            query=query,
+            created_by=client_id[:64],
+            created_at=now,
+            last_used_at=now,
+        )
         .on_conflict_do_nothing(index_elements=["partner_id", "sha256"])
     )
     count = (

@@ -12,6 +12,7 @@ falls back to a `ClientLimiter` while Redis cannot be reached. `client_limiter` 
 Both answer `await acquire(client_id)` with a `Refusal` or a slot to `await release()`.
 Plain logic, no web framework: schema/http.py turns a refusal into HTTP 429.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,7 @@ class ClientLimiter:
         self._in_flight: dict[str, int] = {}
 
     @classmethod
-    def from_settings(cls, settings) -> "ClientLimiter":
+    def from_settings(cls, settings) -> ClientLimiter:
         return cls(
             rate_per_second=settings.rate_per_second,
             burst=settings.rate_burst,
@@ -74,13 +75,15 @@ class ClientLimiter:
     def in_flight(self, client_id: str) -> int:
         return self._in_flight.get(client_id, 0)
 
-    async def acquire(self, client_id: str) -> "Refusal | _LocalSlot":
+    async def acquire(self, client_id: str) -> Refusal | _LocalSlot:
         refusal = self.admit(client_id)
         return refusal if refusal is not None else _LocalSlot(self, client_id)
 
     def refusal(self, limit: str, retry_after: int) -> Refusal:
         if limit == "concurrency":
-            message = f"More than {self.max_concurrent} concurrent requests from this client; retry when one has finished."
+            message = (
+                f"More than {self.max_concurrent} concurrent requests from this client; retry when one has finished."
+            )
         else:
             message = f"Rate limit exceeded for this client ({self.rate:g} requests a second, bursts of {self.burst})."
         return Refusal(limit, retry_after, message)
@@ -109,10 +112,12 @@ class SharedClientLimiter:
             counters, rate=local.rate, burst=local.burst, max_concurrent=local.max_concurrent, slot_ttl=slot_ttl
         )
 
-    async def acquire(self, client_id: str) -> "Refusal | _LocalSlot | _SharedSlot":
-        return await self.counters.decide("graphql", lambda: self._shared(client_id), lambda: self.local.acquire(client_id))
+    async def acquire(self, client_id: str) -> Refusal | _LocalSlot | _SharedSlot:
+        return await self.counters.decide(
+            "graphql", lambda: self._shared(client_id), lambda: self.local.acquire(client_id)
+        )
 
-    async def _shared(self, client_id: str) -> "Refusal | _SharedSlot":
+    async def _shared(self, client_id: str) -> Refusal | _SharedSlot:
         outcome = await self._redis.acquire(client_id)
         if isinstance(outcome, str):
             return _SharedSlot(self.counters, self._redis, client_id, outcome)
@@ -136,7 +141,7 @@ class _SharedSlot:
             self._counters.failed(error)
 
 
-def client_limiter(settings, counters: SharedCounters) -> "ClientLimiter | SharedClientLimiter":
+def client_limiter(settings, counters: SharedCounters) -> ClientLimiter | SharedClientLimiter:
     """The `/graphql` per-client limiter: in Redis when configured, else in this process."""
     local = ClientLimiter.from_settings(settings)
     if not counters.shared:

@@ -24,6 +24,7 @@ What a caller may rely on
   `start_matching` runs the matching as a background task after staging.
 * **Discrepancies** are resolved one by one with a note (`resolve_discrepancy`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,29 +32,29 @@ import codecs
 import csv
 import datetime as dt
 import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database, utcnow
 from gateway.errors import InvalidInput, InvalidState, LimitExceeded, NotFound
+from gateway.ids import encode_id
 from gateway.models.partners import Agreement, Partner
 from gateway.models.settlement import (
     Discrepancy,
     DiscrepancyKind,
     DiscrepancyStatus,
     FlowKind,
-    StagedRecord,
     ReconciliationRun,
     ReconciliationStatus,
     SettlementFlow,
+    StagedRecord,
 )
 from gateway.outbox import emit
-from gateway.untrusted import UNSTORABLE, UntrustedInput, loads, storable, whole_number
-from gateway.ids import encode_id
 from gateway.settlement import seoul_midnight
+from gateway.untrusted import UNSTORABLE, UntrustedInput, loads, storable, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ DEFAULT_BATCH_SIZE = 5000
 MAX_LINE = 64 * 1024
 #: The instants a record may carry: far enough either way for any book, near enough that
 #: converting to UTC cannot overflow.
-EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
-LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 #: Columns of a CSV report (header row required, in any order) and keys of a JSON line.
 FIELDS = ("reference", "kind", "amountWon", "occurredAt")
 
@@ -233,7 +234,9 @@ async def create_run(
     return run
 
 
-async def _insert_batch(session: AsyncSession, run_id: int, first_seq: int, batch: list[ReportRecord], *, durable: bool = True) -> None:
+async def _insert_batch(
+    session: AsyncSession, run_id: int, first_seq: int, batch: list[ReportRecord], *, durable: bool = True
+) -> None:
     if session.bind.dialect.name == "postgresql":
         if not durable:
             # A staging batch need not wait for its own WAL flush: the run is marked staged by
@@ -245,13 +248,23 @@ async def _insert_batch(session: AsyncSession, run_id: int, first_seq: int, batc
         await raw.driver_connection.copy_records_to_table(
             StagedRecord.__tablename__,
             columns=["run_id", "seq", "reference", "kind", "amount_won", "occurred_at"],
-            records=[(run_id, first_seq + i, r.reference, r.kind.value, r.amount_won, r.occurred_at) for i, r in enumerate(batch)],
+            records=[
+                (run_id, first_seq + i, r.reference, r.kind.value, r.amount_won, r.occurred_at)
+                for i, r in enumerate(batch)
+            ],
         )
         return
     await session.execute(
         sa.insert(StagedRecord),
         [
-            dict(run_id=run_id, seq=first_seq + i, reference=r.reference, kind=r.kind, amount_won=r.amount_won, occurred_at=r.occurred_at)
+            dict(
+                run_id=run_id,
+                seq=first_seq + i,
+                reference=r.reference,
+                kind=r.kind,
+                amount_won=r.amount_won,
+                occurred_at=r.occurred_at,
+            )
             for i, r in enumerate(batch)
         ],
     )
@@ -288,7 +301,12 @@ async def stage_report(
     (InvalidInput naming the record, LimitExceeded past `max_records`, or the source's error)."""
     async with db.transaction() as session:
         run = await create_run(
-            session=session, agreement_id=agreement_id, partner_id=partner_id, period_start=period_start, period_end=period_end, now=now
+            session=session,
+            agreement_id=agreement_id,
+            partner_id=partner_id,
+            period_start=period_start,
+            period_end=period_end,
+            now=now,
         )
         run_id = run.id
     count = 0
@@ -374,8 +392,12 @@ def _unpaired(left, right, on, *, full: bool, left_columns, right_columns, left_
         )
     nulls = lambda columns: [sa.null().cast(c.type).label(c.name) for c in columns]  # noqa: E731
     return sa.union_all(
-        sa.select(*left_columns, *nulls(right_columns)).select_from(left).where(~sa.exists(sa.select(1).select_from(right).where(on))),
-        sa.select(*nulls(left_columns), *right_columns).select_from(right).where(~sa.exists(sa.select(1).select_from(left).where(on))),
+        sa.select(*left_columns, *nulls(right_columns))
+        .select_from(left)
+        .where(~sa.exists(sa.select(1).select_from(right).where(on))),
+        sa.select(*nulls(left_columns), *right_columns)
+        .select_from(right)
+        .where(~sa.exists(sa.select(1).select_from(left).where(on))),
     )
 
 
@@ -398,7 +420,9 @@ def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Se
             R.c.kind,
             R.c.amount_won.label("amount"),
             R.c.occurred_at,
-            row_number().over(partition_by=(R.c.reference, R.c.kind, R.c.amount_won), order_by=(R.c.occurred_at, R.c.seq)).label("k"),
+            row_number()
+            .over(partition_by=(R.c.reference, R.c.kind, R.c.amount_won), order_by=(R.c.occurred_at, R.c.seq))
+            .label("k"),
             count().over(partition_by=(R.c.reference, R.c.kind)).label("n_key"),
         )
         .where(R.c.run_id == run.id)
@@ -411,7 +435,9 @@ def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Se
             F.c.kind,
             F.c.gross_won.label("amount"),
             F.c.occurred_at,
-            row_number().over(partition_by=(F.c.reference, F.c.kind, F.c.gross_won), order_by=(F.c.occurred_at, F.c.id)).label("k"),
+            row_number()
+            .over(partition_by=(F.c.reference, F.c.kind, F.c.gross_won), order_by=(F.c.occurred_at, F.c.id))
+            .label("k"),
         )
         .where(
             F.c.agreement_id == run.agreement_id,
@@ -422,13 +448,25 @@ def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Se
     )
     exact = sa.and_(g.c.reference == p.c.reference, g.c.kind == p.c.kind, g.c.amount == p.c.amount, g.c.k == p.c.k)
     unpaired = _unpaired(
-        p, g, exact, full=full_join, left_key=p.c.seq, right_key=g.c.id,
+        p,
+        g,
+        exact,
+        full=full_join,
+        left_key=p.c.seq,
+        right_key=g.c.id,
         left_columns=[
-            p.c.seq, p.c.reference.label("p_reference"), p.c.kind.label("p_kind"), p.c.amount.label("p_amount"),
-            p.c.occurred_at.label("p_at"), p.c.n_key,
+            p.c.seq,
+            p.c.reference.label("p_reference"),
+            p.c.kind.label("p_kind"),
+            p.c.amount.label("p_amount"),
+            p.c.occurred_at.label("p_at"),
+            p.c.n_key,
         ],
         right_columns=[
-            g.c.id, g.c.reference.label("g_reference"), g.c.kind.label("g_kind"), g.c.amount.label("g_amount"),
+            g.c.id,
+            g.c.reference.label("g_reference"),
+            g.c.kind.label("g_kind"),
+            g.c.amount.label("g_amount"),
             g.c.occurred_at.label("g_at"),
         ],
     )
@@ -466,7 +504,11 @@ def _matching_select(run: ReconciliationRun, *, full_join: bool = True) -> sa.Se
         else_=DiscrepancyKind.DUPLICATE.value,
     )
     return _outer_join(
-        pl, gl, pair, full=full_join, left_key=pl.c.seq,
+        pl,
+        gl,
+        pair,
+        full=full_join,
+        left_key=pl.c.seq,
         columns=[
             sa.literal(run.id, sa.BigInteger),
             sa.func.coalesce(pl.c.reference, gl.c.reference),
@@ -489,7 +531,10 @@ async def run_matching(*, db: Database, run_id: int, rerun: bool = False) -> Rec
         async with db.transaction() as session:
             run = (
                 await session.execute(
-                    sa.select(ReconciliationRun).where(ReconciliationRun.id == run_id).with_for_update().execution_options(populate_existing=True)
+                    sa.select(ReconciliationRun)
+                    .where(ReconciliationRun.id == run_id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
                 )
             ).scalar_one()
             if run.status != ReconciliationStatus.RUNNING and not rerun:
@@ -500,12 +545,28 @@ async def run_matching(*, db: Database, run_id: int, rerun: bool = False) -> Rec
                 # One big set-based statement: JIT compilation would cost more than it saves.
                 await session.execute(sa.text("SET LOCAL jit = off"))
             await session.execute(sa.delete(Discrepancy).where(Discrepancy.run_id == run.id))
-            columns = ["run_id", "reference", "kind", "flow_kind", "gateway_amount_won", "partner_amount_won", "flow_id", "record_seq", "status"]
-            await session.execute(sa.insert(Discrepancy.__table__).from_select(columns, _matching_select(run, full_join=_use_full_join(session))))
+            columns = [
+                "run_id",
+                "reference",
+                "kind",
+                "flow_kind",
+                "gateway_amount_won",
+                "partner_amount_won",
+                "flow_id",
+                "record_seq",
+                "status",
+            ]
+            await session.execute(
+                sa.insert(Discrepancy.__table__).from_select(
+                    columns, _matching_select(run, full_join=_use_full_join(session))
+                )
+            )
             counts = dict(
                 (
                     await session.execute(
-                        sa.select(Discrepancy.kind, sa.func.count()).where(Discrepancy.run_id == run.id).group_by(Discrepancy.kind)
+                        sa.select(Discrepancy.kind, sa.func.count())
+                        .where(Discrepancy.run_id == run.id)
+                        .group_by(Discrepancy.kind)
                     )
                 ).all()
             )
@@ -561,7 +622,9 @@ async def wait_for(run_id: int) -> None:
         await asyncio.shield(task)
 
 
-async def recover_runs(*, db: Database, now: dt.datetime | None = None, stale_after: dt.timedelta = dt.timedelta(minutes=30)) -> list[int]:
+async def recover_runs(
+    *, db: Database, now: dt.datetime | None = None, stale_after: dt.timedelta = dt.timedelta(minutes=30)
+) -> list[int]:
     """For the scheduler: runs left RUNNING (for longer than `stale_after`) by a stopped
     process. A staged run is matched again; a run whose upload never finished is FAILED."""
     now = now or utcnow()
@@ -630,7 +693,9 @@ def discrepancies_query(run_id: int, kind: DiscrepancyKind | None = None) -> sa.
     return stmt
 
 
-async def get_discrepancy(session: AsyncSession, discrepancy_id: int, *, partner_id: int | None, lock: bool = False) -> Discrepancy:
+async def get_discrepancy(
+    session: AsyncSession, discrepancy_id: int, *, partner_id: int | None, lock: bool = False
+) -> Discrepancy:
     stmt = sa.select(Discrepancy).where(Discrepancy.id == discrepancy_id).execution_options(populate_existing=True)
     if lock:
         stmt = stmt.with_for_update()
@@ -646,7 +711,13 @@ async def get_discrepancy(session: AsyncSession, discrepancy_id: int, *, partner
 
 
 async def resolve_discrepancy(
-    *, session: AsyncSession, discrepancy_id: int, partner_id: int | None, resolved_by_id: int, resolution: str, now: dt.datetime | None = None
+    *,
+    session: AsyncSession,
+    discrepancy_id: int,
+    partner_id: int | None,
+    resolved_by_id: int,
+    resolution: str,
+    now: dt.datetime | None = None,
 ) -> Discrepancy:
     """Mark a discrepancy RESOLVED with a note. `partner_id` is the operator acting (None =
     ADMIN). Errors: NotFound, InvalidInput (empty or long note), InvalidState (resolved already)."""

@@ -41,13 +41,14 @@ in the ledger, so concurrent authorizations never take a wallet below zero. Each
 its own rows (redemption, events, settlement flow) *before* the ledger posting, so the wallet's
 row lock is held only for the posting and the commit.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,9 +71,9 @@ from gateway.models.members import MemberCodePurpose
 from gateway.models.partners import Agreement, Partner, PartnerKind
 from gateway.models.redemption import Redemption, RedemptionStatus
 from gateway.models.settlement import FlowKind
-from gateway.settlement import record_flow
 from gateway.outbox import emit, emit_many
 from gateway.partners import active_agreement
+from gateway.settlement import record_flow
 
 ORDER_ID_MAX = 128
 REASON_MAX = 200
@@ -226,8 +227,15 @@ async def _flow(
     else:
         payer, payee = r.merchant_operator_id, r.member_operator_id
     record_flow(
-        session, agreement_id=r.agreement_id, kind=kind, payer_id=payer, payee_id=payee,
-        reference=r.reference, gross_won=gross, fee_won=fee, now=now,
+        session,
+        agreement_id=r.agreement_id,
+        kind=kind,
+        payer_id=payer,
+        payee_id=payee,
+        reference=r.reference,
+        gross_won=gross,
+        fee_won=fee,
+        now=now,
     )
     await session.flush()
 
@@ -330,13 +338,25 @@ async def authorize(
         if capture:
             # Authorized and captured in one step: one posting, no hold.
             await ledger.post(
-                session=session, kind=EntryKind.REDEEM, reference=r.reference, memo=memo, now=now,
-                legs=[ledger.Leg(wallet, credit, points)], savepoint=False,  # an error rolls back the whole transaction
+                session=session,
+                kind=EntryKind.REDEEM,
+                reference=r.reference,
+                memo=memo,
+                now=now,
+                legs=[ledger.Leg(wallet, credit, points)],
+                savepoint=False,  # an error rolls back the whole transaction
             )
         else:
             hold = await ledger.create_hold(
-                session=session, debit=wallet, credit=credit, amount=points, kind=EntryKind.REDEEM,
-                memo=memo, reference=r.reference, expires_at=r.expires_at, now=now,
+                session=session,
+                debit=wallet,
+                credit=credit,
+                amount=points,
+                kind=EntryKind.REDEEM,
+                memo=memo,
+                reference=r.reference,
+                expires_at=r.expires_at,
+                now=now,
             )
             r.hold_id = hold.id
         created.append(r)
@@ -507,8 +527,13 @@ async def refund(
             source = await ledger.get_account(session, r.credit_account_id)
             memo = f"refund, order {r.order_id}" + (f": {reason}" if reason else "")
             await ledger.post(
-                session=session, kind=EntryKind.REFUND, reference=r.reference, memo=memo, now=now,
-                legs=[ledger.Leg(source, wallet, points)], savepoint=False,  # an error rolls back the whole transaction
+                session=session,
+                kind=EntryKind.REFUND,
+                reference=r.reference,
+                memo=memo,
+                now=now,
+                legs=[ledger.Leg(source, wallet, points)],
+                savepoint=False,  # an error rolls back the whole transaction
             )
         return {"redemption_id": r.id}
 
@@ -526,7 +551,9 @@ async def refund(
 # ---------------------------------------------------------------- expiry (scheduled job)
 
 
-async def expire_redemptions(*, session: AsyncSession, now: dt.datetime | None = None, limit: int = 500) -> list[Redemption]:
+async def expire_redemptions(
+    *, session: AsyncSession, now: dt.datetime | None = None, limit: int = 500
+) -> list[Redemption]:
     """Release the holds of AUTHORIZED redemptions past `expires_at`: status EXPIRED, the points
     back to the member, `redemption.expired` emitted. Returns the redemptions expired.
 
@@ -535,15 +562,19 @@ async def expire_redemptions(*, session: AsyncSession, now: dt.datetime | None =
     """
     now = now or utcnow()
     due = (
-        await session.execute(
-            sa.select(Redemption)
-            .where(Redemption.status == RedemptionStatus.AUTHORIZED, Redemption.expires_at <= now)
-            .order_by(Redemption.expires_at, Redemption.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
+        (
+            await session.execute(
+                sa.select(Redemption)
+                .where(Redemption.status == RedemptionStatus.AUTHORIZED, Redemption.expires_at <= now)
+                .order_by(Redemption.expires_at, Redemption.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if not due:
         return []
     # The ledger releases pending holds past their time (ours, and any other area's).

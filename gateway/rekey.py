@@ -9,6 +9,7 @@ key opens already is left alone, so a second run changes nothing; a value no key
 stops the whole run and nothing is written. docs/operations.md, "Changing the secret key",
 gives the procedure.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from gateway.connectors import credentials_purpose
 from gateway.db import Database
 from gateway.models import ConnectorConfig, SigningKey, WebhookEndpoint
 from gateway.secretbox import SealError, seal, unseal_with
+
 # The purpose a webhook secret's sealing binds in, kept where the secret is sealed.
 from gateway.webhooks import _secret_purpose as webhook_secret_purpose
 

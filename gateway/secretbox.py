@@ -9,6 +9,7 @@ Changing the secret key follows `cryptography`'s MultiFernet: `settings.secret_k
 uses the new key only; opening tries the new key, then the old ones, so a gateway reads
 what was sealed before while `mileage-gateway rekey` (gateway/rekey.py) re-seals it all.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,7 @@ class SecretKey(str):
 
     previous: tuple[str, ...]
 
-    def __new__(cls, current: str, previous: tuple[str, ...] | list[str] = ()) -> "SecretKey":
+    def __new__(cls, current: str, previous: tuple[str, ...] | list[str] = ()) -> SecretKey:
         key = super().__new__(cls, current)
         key.previous = tuple(k for k in previous if k and k != current)
         return key
@@ -127,4 +128,15 @@ def unseal_json(secret_key: str, token: str | None, *, purpose: str) -> dict:
     return json.loads(unseal(secret_key, token, purpose=purpose))
 
 
-__all__ = ["MIN_KEY_BITS", "SealError", "SecretKey", "weakness", "opening_keys", "seal", "seal_json", "unseal", "unseal_json", "unseal_with"]
+__all__ = [
+    "MIN_KEY_BITS",
+    "SealError",
+    "SecretKey",
+    "weakness",
+    "opening_keys",
+    "seal",
+    "seal_json",
+    "unseal",
+    "unseal_json",
+    "unseal_with",
+]

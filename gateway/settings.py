@@ -2,6 +2,7 @@
 
 docs/operations.md lists them; keep the two in step.
 """
+
 from __future__ import annotations
 
 import os
@@ -124,7 +125,7 @@ class Settings:
         return self.env == "development"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
         env = dict(os.environ if env is None else env)
         url = env.get("GATEWAY_DATABASE_URL") or DEFAULT_DATABASE_URL
         sqlite = url.startswith("sqlite")
@@ -176,7 +177,11 @@ class Settings:
             db_pool_timeout=float(env.get("GATEWAY_DB_POOL_TIMEOUT") or 5),
             scheduler=_bool(env.get("GATEWAY_SCHEDULER"), True),
             webhook_retry_schedule=tuple(
-                float(x) for x in (env.get("GATEWAY_WEBHOOK_RETRY_SCHEDULE") or "5,300,1800,7200,18000,36000,50400,72000,86400").split(",") if x.strip()
+                float(x)
+                for x in (
+                    env.get("GATEWAY_WEBHOOK_RETRY_SCHEDULE") or "5,300,1800,7200,18000,36000,50400,72000,86400"
+                ).split(",")
+                if x.strip()
             ),
             webhook_timeout_seconds=float(env.get("GATEWAY_WEBHOOK_TIMEOUT_SECONDS") or 10),
             connector_failure_threshold=_int(env, "GATEWAY_CONNECTOR_FAILURE_THRESHOLD", 3),
@@ -192,9 +197,7 @@ class Settings:
         )
         values.update(overrides)
         if not values["secret_key"]:
-            raise RuntimeError(
-                "GATEWAY_SECRET_KEY must be set when the database is not the embedded SQLite file"
-            )
+            raise RuntimeError("GATEWAY_SECRET_KEY must be set when the database is not the embedded SQLite file")
         problem = weakness(values["secret_key"]) if values["env"] != "development" else None
         if problem:
             # A weak key falls to brute force from one signed document URL, and with it
@@ -202,7 +205,7 @@ class Settings:
             raise RuntimeError(
                 f"GATEWAY_SECRET_KEY is too weak for GATEWAY_ENV={values['env']}: {problem}. It must hold at "
                 "least 256 random bits: 43+ base64 characters or 64+ hex digits; "
-                "`mileage-gateway secret-key` prints one (docs/operations.md, \"Changing the secret key\")"
+                '`mileage-gateway secret-key` prints one (docs/operations.md, "Changing the secret key")'
             )
         return cls(**values)
 

@@ -27,22 +27,24 @@ What a caller may rely on
 Functions run inside the caller's transaction and never commit (except the scheduler's
 `close_due_settlements`, which opens one transaction per agreement).
 """
+
 from __future__ import annotations
 
 import calendar
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import documents
-from gateway.ids import encode_id
 from gateway.db import Database, utcnow
 from gateway.errors import DigestMismatch, InvalidInput, InvalidState, NotFound
+from gateway.ids import encode_id
 from gateway.models.partners import Agreement, Partner, SettlementPeriod
 from gateway.models.settlement import (
     FlowKind,
@@ -102,7 +104,7 @@ def seoul_date(instant: dt.datetime) -> dt.date:
 
 def seoul_midnight(day: dt.date) -> dt.datetime:
     """The instant a Seoul day begins, in UTC."""
-    return dt.datetime.combine(day, dt.time(0), tzinfo=SEOUL).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(0), tzinfo=SEOUL).astimezone(dt.UTC)
 
 
 @dataclass(frozen=True, order=True)
@@ -204,7 +206,9 @@ async def _aggregate(session: AsyncSession, *where) -> list[LineFigures]:
     return [LineFigures(FlowKind(k), p, q, int(c), int(g), int(f), int(n)) for k, p, q, c, g, f, n in rows]
 
 
-async def provisional_lines(session: AsyncSession, settlement: Settlement, agreement: Agreement, *, now: dt.datetime | None = None) -> list[LineFigures]:
+async def provisional_lines(
+    session: AsyncSession, settlement: Settlement, agreement: Agreement, *, now: dt.datetime | None = None
+) -> list[LineFigures]:
     """An OPEN settlement's figures so far: what closing it now would seal."""
     cutoff = min(now or utcnow(), Period(settlement.period_start, settlement.period_end).ends_at)
     lines = await _aggregate(
@@ -217,7 +221,9 @@ async def provisional_lines(session: AsyncSession, settlement: Settlement, agree
 
 
 async def lines_of(session: AsyncSession, settlement_id: int) -> list[SettlementLine]:
-    stmt = sa.select(SettlementLine).where(SettlementLine.settlement_id == settlement_id).order_by(SettlementLine.position)
+    stmt = (
+        sa.select(SettlementLine).where(SettlementLine.settlement_id == settlement_id).order_by(SettlementLine.position)
+    )
     return list((await session.execute(stmt)).scalars())
 
 
@@ -255,7 +261,7 @@ def document_for(
         "netPayer": codes[net.payer_id] if net.payer_id else None,
         "netPayee": codes[net.payee_id] if net.payee_id else None,
         "netWon": documents.won(net.net_won),
-        "closedAt": documents.iso(closed_at.astimezone(dt.timezone.utc)),
+        "closedAt": documents.iso(closed_at.astimezone(dt.UTC)),
         "currency": CURRENCY,
     }
 
@@ -266,7 +272,10 @@ def document_for(
 async def _lock_agreement(session: AsyncSession, agreement_id: int) -> Agreement:
     agreement = (
         await session.execute(
-            sa.select(Agreement).where(Agreement.id == agreement_id).with_for_update().execution_options(populate_existing=True)
+            sa.select(Agreement)
+            .where(Agreement.id == agreement_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
     if agreement is None:
@@ -294,11 +303,15 @@ async def _first_unclosed(session: AsyncSession, agreement: Agreement) -> Period
 async def _row_for(session: AsyncSession, agreement: Agreement, period: Period) -> Settlement:
     row = (
         await session.execute(
-            sa.select(Settlement).where(Settlement.agreement_id == agreement.id, Settlement.period_start == period.start)
+            sa.select(Settlement).where(
+                Settlement.agreement_id == agreement.id, Settlement.period_start == period.start
+            )
         )
     ).scalar_one_or_none()
     if row is None:
-        row = Settlement(agreement_id=agreement.id, period_start=period.start, period_end=period.end, status=SettlementStatus.OPEN)
+        row = Settlement(
+            agreement_id=agreement.id, period_start=period.start, period_end=period.end, status=SettlementStatus.OPEN
+        )
         session.add(row)
         await session.flush()
     return row
@@ -384,7 +397,7 @@ def _closing_time(now: dt.datetime | None) -> dt.datetime:
     # closedAt. (Rounding it down to the second left out a movement confirmed earlier in
     # that same second, which then drifted into the next period.) Both backends store
     # microseconds: PostgreSQL timestamptz, SQLite SQLAlchemy's "%Y-%m-%d %H:%M:%S.%f" text.
-    return (now or utcnow()).astimezone(dt.timezone.utc)
+    return (now or utcnow()).astimezone(dt.UTC)
 
 
 async def close_settlement(
@@ -404,13 +417,22 @@ async def close_settlement(
     target = period_containing(agreement, period_end)
     if target is None or target.end != period_end:
         hint = f"; the period holding that day ends on {target.end.isoformat()}" if target else ""
-        raise InvalidInput(f"{period_end.isoformat()} is not the last day of a settlement period of this agreement{hint}", field=["input", "periodEnd"])
+        raise InvalidInput(
+            f"{period_end.isoformat()} is not the last day of a settlement period of this agreement{hint}",
+            field=["input", "periodEnd"],
+        )
     today = seoul_date(now)
     if target.start > today:
         current = period_containing(agreement, today)
-        allowed = next_period(agreement, current) if current else (first_period(agreement) if today < agreement.starts_on else None)
+        allowed = (
+            next_period(agreement, current)
+            if current
+            else (first_period(agreement) if today < agreement.starts_on else None)
+        )
         if allowed is None or target.start > allowed.start:
-            raise InvalidInput("Only a period that has begun, or the next one, can be closed", field=["input", "periodEnd"])
+            raise InvalidInput(
+                "Only a period that has begun, or the next one, can be closed", field=["input", "periodEnd"]
+            )
     period = await _first_unclosed(session, agreement)
     if period is None or period.start > target.start:
         raise InvalidState(f"The period {target.start.isoformat()} to {target.end.isoformat()} is closed already")
@@ -441,7 +463,9 @@ async def close_due(
     return closed
 
 
-async def close_due_settlements(*, db: Database, signer: documents.DetachedSigner, now: dt.datetime | None = None) -> list[int]:
+async def close_due_settlements(
+    *, db: Database, signer: documents.DetachedSigner, now: dt.datetime | None = None
+) -> list[int]:
     """The scheduled job: `close_due` for every agreement, one transaction each (one
     agreement's failure does not hold back the others). Returns the ids closed."""
     now = now or utcnow()
@@ -451,7 +475,9 @@ async def close_due_settlements(*, db: Database, signer: documents.DetachedSigne
     for agreement_id in agreement_ids:
         try:
             async with db.transaction() as session:
-                closed += [s.id for s in await close_due(session=session, agreement_id=agreement_id, signer=signer, now=now)]
+                closed += [
+                    s.id for s in await close_due(session=session, agreement_id=agreement_id, signer=signer, now=now)
+                ]
         except Exception:  # noqa: BLE001 - reported, retried on the next run
             log.exception("closing the due settlements of agreement %s failed", agreement_id)
     return closed
@@ -460,7 +486,9 @@ async def close_due_settlements(*, db: Database, signer: documents.DetachedSigne
 # ---------------------------------------------------------------- confirm and dispute
 
 
-async def get_settlement(session: AsyncSession, settlement_id: int, *, partner_id: int | None = None, lock: bool = False) -> tuple[Settlement, Agreement]:
+async def get_settlement(
+    session: AsyncSession, settlement_id: int, *, partner_id: int | None = None, lock: bool = False
+) -> tuple[Settlement, Agreement]:
     """The settlement and its agreement, if `partner_id` is party to it (None = ADMIN).
     Another tenant's settlement is NotFound, exactly like an unknown id."""
     stmt = sa.select(Settlement).where(Settlement.id == settlement_id).execution_options(populate_existing=True)
@@ -468,13 +496,19 @@ async def get_settlement(session: AsyncSession, settlement_id: int, *, partner_i
         stmt = stmt.with_for_update()
     settlement = (await session.execute(stmt)).scalar_one_or_none()
     agreement = await session.get(Agreement, settlement.agreement_id) if settlement else None
-    if settlement is None or (partner_id is not None and partner_id not in (agreement.operator_a_id, agreement.operator_b_id)):
+    if settlement is None or (
+        partner_id is not None and partner_id not in (agreement.operator_a_id, agreement.operator_b_id)
+    ):
         raise NotFound("No settlement with this id", field=["input", "settlementId"])
     return settlement, agreement
 
 
 async def responses_of(session: AsyncSession, settlement_id: int) -> list[SettlementResponse]:
-    stmt = sa.select(SettlementResponse).where(SettlementResponse.settlement_id == settlement_id).order_by(SettlementResponse.at, SettlementResponse.partner_id)
+    stmt = (
+        sa.select(SettlementResponse)
+        .where(SettlementResponse.settlement_id == settlement_id)
+        .order_by(SettlementResponse.at, SettlementResponse.partner_id)
+    )
     return list((await session.execute(stmt)).scalars())
 
 
@@ -489,11 +523,22 @@ def status_from(responses: Iterable[SettlementResponse], agreement: Agreement) -
 
 
 async def _respond(
-    session: AsyncSession, settlement: Settlement, partner_id: int, kind: SettlementResponseKind, *, digest: str | None, reason: str | None, now: dt.datetime
+    session: AsyncSession,
+    settlement: Settlement,
+    partner_id: int,
+    kind: SettlementResponseKind,
+    *,
+    digest: str | None,
+    reason: str | None,
+    now: dt.datetime,
 ) -> None:
     response = await session.get(SettlementResponse, (settlement.id, partner_id))
     if response is None:
-        session.add(SettlementResponse(settlement_id=settlement.id, partner_id=partner_id, kind=kind, digest=digest, reason=reason, at=now))
+        session.add(
+            SettlementResponse(
+                settlement_id=settlement.id, partner_id=partner_id, kind=kind, digest=digest, reason=reason, at=now
+            )
+        )
     else:
         response.kind, response.digest, response.reason, response.at = kind, digest, reason, now
     await session.flush()
@@ -514,7 +559,15 @@ async def confirm_settlement(
     before = {r.partner_id: r.kind for r in await responses_of(session, settlement.id)}
     if before.get(partner_id) == SettlementResponseKind.CONFIRMED:
         return settlement
-    await _respond(session, settlement, partner_id, SettlementResponseKind.CONFIRMED, digest=settlement.digest, reason=None, now=now)
+    await _respond(
+        session,
+        settlement,
+        partner_id,
+        SettlementResponseKind.CONFIRMED,
+        digest=settlement.digest,
+        reason=None,
+        now=now,
+    )
     responses = await responses_of(session, settlement.id)
     settlement.status = status_from(responses, agreement)
     await session.flush()
@@ -545,7 +598,9 @@ async def dispute_settlement(
         raise InvalidState("The settlement is still open; it can be disputed once closed")
     if settlement.status == SettlementStatus.CONFIRMED:
         raise InvalidState("Both operators confirmed this settlement; correct it in a later period")
-    await _respond(session, settlement, partner_id, SettlementResponseKind.DISPUTED, digest=None, reason=reason, now=now)
+    await _respond(
+        session, settlement, partner_id, SettlementResponseKind.DISPUTED, digest=None, reason=reason, now=now
+    )
     settlement.status = status_from(await responses_of(session, settlement.id), agreement)
     await session.flush()
     codes = await _codes(session, agreement.operator_a_id, agreement.operator_b_id)
@@ -568,7 +623,9 @@ def dispute_reason(responses: Iterable[SettlementResponse]) -> str | None:
 # ---------------------------------------------------------------- listing
 
 
-def settlements_query(*, partner_id: int | None, agreement_code: str | None = None, status: SettlementStatus | None = None) -> sa.Select:
+def settlements_query(
+    *, partner_id: int | None, agreement_code: str | None = None, status: SettlementStatus | None = None
+) -> sa.Select:
     """Settlements of the agreements `partner_id` is party to (all for None = ADMIN)."""
     stmt = sa.select(Settlement).join(Agreement, Agreement.id == Settlement.agreement_id)
     if partner_id is not None:

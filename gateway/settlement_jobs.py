@@ -1,4 +1,5 @@
 """Scheduled settlement work: close the periods that have ended; recover stuck reconciliation runs."""
+
 from __future__ import annotations
 
 from auth.keys import KeyStore

@@ -27,6 +27,7 @@ What a caller may rely on
   period within the campaign's dates; `achievers` counts goals reached with walking of the
   statement's dates (a goal later taken back by a correction shows as -1 in a later one).
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,8 +40,8 @@ from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from gateway import documents, ledger
 from gateway.campaigns import (
@@ -114,7 +115,7 @@ class Statement:
     signature: str
 
     @classmethod
-    def from_issued(cls, row: IssuedStatement) -> "Statement":
+    def from_issued(cls, row: IssuedStatement) -> Statement:
         doc = json.loads(bytes(row.document))
         lines = tuple(
             StatementLine(
@@ -163,11 +164,15 @@ def _seal_key(sponsor_id: int, start: dt.date, end: dt.date) -> str:
     return f"{sponsor_id}:{start.isoformat()}:{end.isoformat()}"
 
 
-async def find_final(session: AsyncSession, *, sponsor_id: int, period_start: dt.date, period_end: dt.date) -> Statement | None:
+async def find_final(
+    session: AsyncSession, *, sponsor_id: int, period_start: dt.date, period_end: dt.date
+) -> Statement | None:
     """The statement already issued for this closed period, if any."""
     row = (
         await session.execute(
-            sa.select(IssuedStatement).where(IssuedStatement.seal_key == _seal_key(sponsor_id, period_start, period_end))
+            sa.select(IssuedStatement).where(
+                IssuedStatement.seal_key == _seal_key(sponsor_id, period_start, period_end)
+            )
         )
     ).scalar_one_or_none()
     return Statement.from_issued(row) if row is not None and row.digest else None
@@ -205,14 +210,11 @@ def _rows_of(sponsor_id: int, start: dt.date, end: dt.date):
     """Open per-day figures a statement of [start, end] takes: those dated within it, and late
     ones dated inside a period already issued (they go into the next statement issued)."""
     issued = aliased(IssuedStatement)
-    covered = (
-        sa.exists()
-        .where(
-            issued.sponsor_id == sponsor_id,
-            issued.seal_key.is_not(None),
-            issued.period_start <= CampaignDay.date,
-            issued.period_end >= CampaignDay.date,
-        )
+    covered = sa.exists().where(
+        issued.sponsor_id == sponsor_id,
+        issued.seal_key.is_not(None),
+        issued.period_start <= CampaignDay.date,
+        issued.period_end >= CampaignDay.date,
     )
     return sa.and_(
         CampaignDay.sealed_by == OPEN,
@@ -250,7 +252,7 @@ async def donation_statement(
             f"..{other.period_end.isoformat()}; ask for that period, or one that does not overlap it",
             field=["periodStart"],
         )
-    issued_at = now.astimezone(dt.timezone.utc).replace(microsecond=0)
+    issued_at = now.astimezone(dt.UTC).replace(microsecond=0)
     row = IssuedStatement(
         sponsor_id=sponsor_id,
         period_start=period_start,
@@ -280,7 +282,9 @@ async def donation_statement(
         taken = CampaignDay.sealed_by == row.id
     else:
         await session.execute(
-            sa.delete(IssuedStatement).where(IssuedStatement.provisional.is_(True), IssuedStatement.issued_at < now - keep_provisional)
+            sa.delete(IssuedStatement).where(
+                IssuedStatement.provisional.is_(True), IssuedStatement.issued_at < now - keep_provisional
+            )
         )
         session.add(row)
         await session.flush()
@@ -307,7 +311,11 @@ async def _post_walking(session: AsyncSession, document: dict, now: dt.datetime)
         campaign = found[line["campaign"]]
         amount = int(line["distanceWon"]) + int(line["achievementWon"])
         posting = commitment_posting(
-            campaign, amount, await commitment_accounts(session, campaign), f"{memo}: campaign {campaign.code}", reference
+            campaign,
+            amount,
+            await commitment_accounts(session, campaign),
+            f"{memo}: campaign {campaign.code}",
+            reference,
         )
         if posting is not None:
             postings.append(posting)
@@ -328,10 +336,16 @@ async def _document(
     days = (await session.execute(sa.select(CampaignDay).where(taken))).scalars().all()
     campaign_ids = {d.campaign_id for d in days}
     overlapping = (
-        await session.execute(
-            sa.select(Campaign.id).where(Campaign.sponsor_id == sponsor_id, Campaign.starts_on <= end, Campaign.ends_on >= start)
+        (
+            await session.execute(
+                sa.select(Campaign.id).where(
+                    Campaign.sponsor_id == sponsor_id, Campaign.starts_on <= end, Campaign.ends_on >= start
+                )
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     campaign_ids.update(overlapping)
     rows = (
         await session.execute(
@@ -406,7 +420,9 @@ async def _participants(session: AsyncSession, campaign_ids: list[int], start: d
     if not campaign_ids:
         return {}
     dates = (
-        await session.execute(sa.select(Campaign.id, Campaign.starts_on, Campaign.ends_on).where(Campaign.id.in_(campaign_ids)))
+        await session.execute(
+            sa.select(Campaign.id, Campaign.starts_on, Campaign.ends_on).where(Campaign.id.in_(campaign_ids))
+        )
     ).all()
     whole = [cid for cid, first, last in dates if start <= first and last <= end]
     part = [cid for cid, first, last in dates if not (start <= first and last <= end)]
@@ -443,11 +459,17 @@ async def _participants(session: AsyncSession, campaign_ids: list[int], start: d
 # ---------------------------------------------------------------- URLs and renderings
 
 
-def statement_urls(*, base_url: str, secret_key: str, ttl_seconds: int, statement_id: int, now: float | None = None) -> dict[str, str]:
+def statement_urls(
+    *, base_url: str, secret_key: str, ttl_seconds: int, statement_id: int, now: float | None = None
+) -> dict[str, str]:
     """Absolute, expiring, HMAC-signed URLs of the statement's JSON, CSV and PDF."""
     return {
         fmt: documents.signed_url(
-            base_url=base_url, path=f"/statements/{statement_id}.{fmt}", secret_key=secret_key, ttl_seconds=ttl_seconds, now=now
+            base_url=base_url,
+            path=f"/statements/{statement_id}.{fmt}",
+            secret_key=secret_key,
+            ttl_seconds=ttl_seconds,
+            now=now,
         )
         for fmt in FORMATS
     }
@@ -541,11 +563,12 @@ def render_pdf(
     )
     story = [Paragraph("Donation statement", styles["Title"])]
     if statement.provisional:
-        story.append(
-            Paragraph("<b>PROVISIONAL</b>: the period has not ended; these figures may still change.", body)
-        )
+        story.append(Paragraph("<b>PROVISIONAL</b>: the period has not ended; these figures may still change.", body))
     story += [
-        Paragraph(f"<b>Sponsor:</b> {_text(partner_names.get(statement.sponsor, statement.sponsor))} ({escape(statement.sponsor)})", body),
+        Paragraph(
+            f"<b>Sponsor:</b> {_text(partner_names.get(statement.sponsor, statement.sponsor))} ({escape(statement.sponsor)})",
+            body,
+        ),
         Paragraph(
             f"<b>Period:</b> {statement.period_start.isoformat()} to {statement.period_end.isoformat()} (walk dates, Asia/Seoul)",
             body,
@@ -554,7 +577,17 @@ def render_pdf(
         Paragraph(f"<b>Total: {_n(statement.total_won)} KRW</b>", styles["Heading2"]),
         Spacer(1, 4 * mm),
     ]
-    header = ["Campaign", "Beneficiary", "Participants", "Achievers", "Distance km", "Distance won", "Achievement won", "Matched won", "Total won"]
+    header = [
+        "Campaign",
+        "Beneficiary",
+        "Participants",
+        "Achievers",
+        "Distance km",
+        "Distance won",
+        "Achievement won",
+        "Matched won",
+        "Total won",
+    ]
     table = [header] + [
         [
             name(line.campaign, campaign_names),
@@ -569,9 +602,19 @@ def render_pdf(
         ]
         for line in statement.lines
     ]
-    table.append(["Total", "", "", "", "", _n(sum(l.distance_won for l in statement.lines)),
-                  _n(sum(l.achievement_won for l in statement.lines)), _n(sum(l.matched_won for l in statement.lines)),
-                  _n(statement.total_won)])
+    table.append(
+        [
+            "Total",
+            "",
+            "",
+            "",
+            "",
+            _n(sum(l.distance_won for l in statement.lines)),
+            _n(sum(l.achievement_won for l in statement.lines)),
+            _n(sum(l.matched_won for l in statement.lines)),
+            _n(statement.total_won),
+        ]
+    )
     widths = [55 * mm, 50 * mm, 22 * mm, 20 * mm, 25 * mm, 26 * mm, 28 * mm, 24 * mm, 26 * mm]
     lines_table = LongTable(table, colWidths=widths, repeatRows=1)
     lines_table.setStyle(grid)

@@ -11,6 +11,7 @@
 The REST faces and the report parsers use these; the GraphQL face has its own walk over
 an operation's strings (schema/input_text.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,11 @@ def loads(data: str | bytes) -> Any:
     except RecursionError:
         raise UntrustedInput("The JSON is nested too deeply.") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and integers too long to convert
-        raise UntrustedInput("The body is not valid JSON." if isinstance(exc, json.JSONDecodeError) else
-                             "The JSON could not be decoded (bad UTF-8 or a number too long).") from None
+        raise UntrustedInput(
+            "The body is not valid JSON."
+            if isinstance(exc, json.JSONDecodeError)
+            else "The JSON could not be decoded (bad UTF-8 or a number too long)."
+        ) from None
 
 
 def whole_number(text: str, *, max_digits: int = len(str(BIGINT_MAX))) -> int | None:
@@ -93,4 +97,13 @@ def nested_too_deep(data: bytes, *, threshold: int = 500) -> bool:
     return False
 
 
-__all__ = ["BIGINT_MAX", "UNSTORABLE", "UntrustedInput", "loads", "nested_too_deep", "storable", "unstorable_path", "whole_number"]
+__all__ = [
+    "BIGINT_MAX",
+    "UNSTORABLE",
+    "UntrustedInput",
+    "loads",
+    "nested_too_deep",
+    "storable",
+    "unstorable_path",
+    "whole_number",
+]

@@ -8,6 +8,7 @@ but the JWKS, which may be a saved file, so an auditor can check a statement off
 Exit 0 and print the document's SHA-256 digest when the signature is valid; exit 1 with a
 message saying what is wrong otherwise (2 for unusable arguments).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,7 +116,9 @@ def cmd_verify_document(args: argparse.Namespace) -> int:
         print(f"INVALID: the signature is valid but the digest is {result.digest}, not {args.digest}", file=sys.stderr)
         return 1
     print(result.digest)
-    print(f"valid: EdDSA signature by key {result.kid} over {len(payload)} bytes, sha256 {result.digest}", file=sys.stderr)
+    print(
+        f"valid: EdDSA signature by key {result.kid} over {len(payload)} bytes, sha256 {result.digest}", file=sys.stderr
+    )
     return 0
 
 
@@ -127,9 +130,15 @@ def register_cli(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="the document's canonical JSON, exactly as downloaded")
-    parser.add_argument("--jwks", required=True, metavar="URL_OR_FILE", help="the gateway's /.well-known/jwks.json, or a saved copy")
-    parser.add_argument("--signature", required=True, metavar="SIG", help="the detached JWS (header..signature), or a file holding it")
-    parser.add_argument("--digest", help="also require this SHA-256 hex digest (as the GraphQL `digest` field gives it)")
+    parser.add_argument(
+        "--jwks", required=True, metavar="URL_OR_FILE", help="the gateway's /.well-known/jwks.json, or a saved copy"
+    )
+    parser.add_argument(
+        "--signature", required=True, metavar="SIG", help="the detached JWS (header..signature), or a file holding it"
+    )
+    parser.add_argument(
+        "--digest", help="also require this SHA-256 hex digest (as the GraphQL `digest` field gives it)"
+    )
     parser.set_defaults(func=cmd_verify_document)
 
 

@@ -19,6 +19,7 @@
   sending; the guard is gateway/addresses.py, shared with connectors) unless
   `settings.webhook_allow_private`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,14 +27,14 @@ import datetime as dt
 import json
 import random
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import addresses
-from gateway.addresses import URL_MAX, UnsafeAddress, address_refusal, resolve_public
+from gateway.addresses import UnsafeAddress, address_refusal, resolve_public
 from gateway.db import Database, utcnow
 from gateway.errors import InvalidInput, InvalidState, NotFound
 from gateway.models.outbox import OutboxEvent, OutboxRecipient
@@ -54,7 +55,9 @@ GAP_GRACE = dt.timedelta(seconds=30)
 # ---------------------------------------------------------------- retry schedule
 
 
-def next_wait(failed_attempts: int, schedule: Sequence[float] = RETRY_SCHEDULE, *, rng: random.Random | None = None) -> float | None:
+def next_wait(
+    failed_attempts: int, schedule: Sequence[float] = RETRY_SCHEDULE, *, rng: random.Random | None = None
+) -> float | None:
     """Seconds until the next attempt after `failed_attempts` failures in a row (1 = the first
     attempt failed), jittered ±10 %; None when the schedule is spent (the delivery FAILS)."""
     if failed_attempts < 1 or failed_attempts > len(schedule):
@@ -139,10 +142,14 @@ async def create_endpoint(
     return endpoint, secret
 
 
-async def get_endpoint(session: AsyncSession, *, partner_id: int, endpoint_id: int, lock: bool = False) -> WebhookEndpoint:
+async def get_endpoint(
+    session: AsyncSession, *, partner_id: int, endpoint_id: int, lock: bool = False
+) -> WebhookEndpoint:
     """The partner's endpoint (not deleted); another partner's answers NotFound like an unknown id."""
     stmt = sa.select(WebhookEndpoint).where(
-        WebhookEndpoint.id == endpoint_id, WebhookEndpoint.partner_id == partner_id, WebhookEndpoint.deleted_at.is_(None)
+        WebhookEndpoint.id == endpoint_id,
+        WebhookEndpoint.partner_id == partner_id,
+        WebhookEndpoint.deleted_at.is_(None),
     )
     if lock:
         stmt = stmt.with_for_update()
@@ -178,7 +185,9 @@ async def _fail_pending(session: AsyncSession, endpoint_id: int, reason: str) ->
     await session.execute(
         sa.update(WebhookDelivery)
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=reason, lease_owner=None, lease_until=None)
+        .values(
+            status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=reason, lease_owner=None, lease_until=None
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -186,7 +195,9 @@ async def _fail_pending(session: AsyncSession, endpoint_id: int, reason: str) ->
 # ---------------------------------------------------------------- deliveries
 
 
-def deliveries_of(partner_id: int, *, endpoint_id: int | None = None, status: DeliveryStatus | None = None) -> sa.Select:
+def deliveries_of(
+    partner_id: int, *, endpoint_id: int | None = None, status: DeliveryStatus | None = None
+) -> sa.Select:
     """The partner's deliveries (paginate newest first by id)."""
     stmt = sa.select(WebhookDelivery).where(WebhookDelivery.partner_id == partner_id)
     if endpoint_id is not None:
@@ -221,7 +232,9 @@ async def redeliver(
     endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None or not endpoint.enabled or endpoint.deleted_at is not None:
         raise InvalidState("The delivery's endpoint is disabled or deleted; register an endpoint again")
-    in_flight = delivery.status == DeliveryStatus.PENDING and delivery.lease_until is not None and delivery.lease_until > now
+    in_flight = (
+        delivery.status == DeliveryStatus.PENDING and delivery.lease_until is not None and delivery.lease_until > now
+    )
     delivery.status = DeliveryStatus.PENDING
     delivery.round_attempts = 0
     delivery.next_attempt_at = now
@@ -246,7 +259,9 @@ def _insert_ignore(dialect: str, model, values: list[dict], key: list[str]):
 async def has_undispatched(db: Database) -> bool:
     """Whether the outbox holds events past the dispatcher's position (a cheap read)."""
     async with db.session() as session:
-        position = await session.scalar(sa.select(WebhookDispatchState.position).where(WebhookDispatchState.name == "outbox"))
+        position = await session.scalar(
+            sa.select(WebhookDispatchState.position).where(WebhookDispatchState.name == "outbox")
+        )
         newest = await session.scalar(sa.select(sa.func.max(OutboxEvent.id)))
     return newest is not None and newest > (position or 0)
 
@@ -267,7 +282,9 @@ async def has_due(db: Database, *, now: dt.datetime | None = None) -> bool:
     return found is not None
 
 
-async def dispatch(*, db: Database, now: dt.datetime | None = None, limit: int = 1000, gap_grace: dt.timedelta = GAP_GRACE) -> int:
+async def dispatch(
+    *, db: Database, now: dt.datetime | None = None, limit: int = 1000, gap_grace: dt.timedelta = GAP_GRACE
+) -> int:
     """Turn outbox events past the stored position into deliveries; returns how many were new.
 
     One transaction that locks the position row, so dispatchers in several processes take
@@ -275,7 +292,9 @@ async def dispatch(*, db: Database, now: dt.datetime | None = None, limit: int =
     now = now or utcnow()
     async with db.transaction() as session:
         await session.execute(
-            _insert_ignore(db.dialect, WebhookDispatchState, [dict(name="outbox", position=0, updated_at=now)], ["name"])
+            _insert_ignore(
+                db.dialect, WebhookDispatchState, [dict(name="outbox", position=0, updated_at=now)], ["name"]
+            )
         )
         state = (
             await session.execute(
@@ -337,7 +356,9 @@ async def dispatch(*, db: Database, now: dt.datetime | None = None, limit: int =
         created = 0
         for start in range(0, len(rows), 500):
             result = await session.execute(
-                _insert_ignore(db.dialect, WebhookDelivery, rows[start : start + 500], ["endpoint_id", "outbox_event_id"])
+                _insert_ignore(
+                    db.dialect, WebhookDelivery, rows[start : start + 500], ["endpoint_id", "outbox_event_id"]
+                )
             )
             created += max(result.rowcount or 0, 0)
         _advance(state, ids, now=now, gap_grace=gap_grace)
@@ -379,13 +400,19 @@ class ClaimedDelivery:
 
 def event_body(event: OutboxEvent) -> bytes:
     """The request body: {"type", "timestamp", "data"}, the same bytes on every attempt."""
-    created = event.created_at.astimezone(dt.timezone.utc)
+    created = event.created_at.astimezone(dt.UTC)
     body = {"type": event.type, "timestamp": created.isoformat().replace("+00:00", "Z"), "data": event.payload}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 async def claim_due(
-    *, db: Database, secret_key: str, owner: str, limit: int = 50, lease_seconds: float = 60.0, now: dt.datetime | None = None
+    *,
+    db: Database,
+    secret_key: str,
+    owner: str,
+    limit: int = 50,
+    lease_seconds: float = 60.0,
+    now: dt.datetime | None = None,
 ) -> list[ClaimedDelivery]:
     """Take up to `limit` due deliveries for this worker for `lease_seconds`.
 
@@ -395,14 +422,20 @@ async def claim_due(
     async with db.transaction() as session:
         free = sa.or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now)
         ids = (
-            await session.execute(
-                sa.select(WebhookDelivery.id)
-                .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now, free)
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+            (
+                await session.execute(
+                    sa.select(WebhookDelivery.id)
+                    .where(
+                        WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now, free
+                    )
+                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not ids:
             return []
         await session.execute(

@@ -1,4 +1,5 @@
 """The GraphQL schema: each area contributes a Query and a Mutation class, merged here."""
+
 from __future__ import annotations
 
 import strawberry
@@ -7,26 +8,26 @@ from strawberry.tools import merge_types
 from schema.descriptions import describe
 from schema.extensions import GatewaySchema, default_extensions
 from schema.input_text import StorableText
-from schema.types import partners as _partner_types  # noqa: F401  (types reached only through interfaces)
 from schema.mutations import campaigns as campaign_mutations
+from schema.mutations import connectors as connector_mutations
 from schema.mutations import donations as donation_mutations
+from schema.mutations import exchange as exchange_mutations
 from schema.mutations import members as member_mutations
 from schema.mutations import partners as partner_mutations
 from schema.mutations import persisted_queries as persisted_query_mutations
+from schema.mutations import redemption as redemption_mutations
+from schema.mutations import settlement as settlement_mutations
+from schema.mutations import webhooks as webhook_mutations
 from schema.queries import audit as audit_queries
 from schema.queries import campaigns as campaign_queries
+from schema.queries import connectors as connector_queries
 from schema.queries import donations as donation_queries
 from schema.queries import members as member_queries
 from schema.queries import partners as partner_queries
-from schema.mutations import exchange as exchange_mutations
-from schema.mutations import redemption as redemption_mutations
 from schema.queries import redemption as redemption_queries
-from schema.mutations import settlement as settlement_mutations
 from schema.queries import settlement as settlement_queries
-from schema.mutations import connectors as connector_mutations
-from schema.mutations import webhooks as webhook_mutations
-from schema.queries import connectors as connector_queries
 from schema.queries import webhooks as webhook_queries
+from schema.types import partners as _partner_types  # noqa: F401  (types reached only through interfaces)
 
 # One line per area; the order is the order of fields in the exported SDL.
 QUERIES: tuple[type, ...] = (

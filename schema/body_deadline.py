@@ -15,6 +15,7 @@ client as gone (`http.disconnect`); whatever it answers after that goes nowhere.
 Headers are not covered: uvicorn has no per-request header timeout; see
 docs/operations.md ("Behind a reverse proxy") for the deployment that bounds them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,14 +57,22 @@ class BodyDeadline:
             began = loop.time()
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(budget, 0.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 cut = True
-                log.info("request body too slow: %s %s, %d bytes in %.1f s", scope.get("method"), scope.get("path"),
-                         received, waited + loop.time() - began)
+                log.info(
+                    "request body too slow: %s %s, %d bytes in %.1f s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    received,
+                    waited + loop.time() - began,
+                )
                 if not started:
                     response = face_error(
-                        scope.get("path", ""), 408, REQUEST_TIMEOUT,
-                        "The request body did not arrive in time.", headers={"Connection": "close"},
+                        scope.get("path", ""),
+                        408,
+                        REQUEST_TIMEOUT,
+                        "The request body did not arrive in time.",
+                        headers={"Connection": "close"},
                     )
                     await response(scope, _nothing, send)
                 return {"type": "http.disconnect"}

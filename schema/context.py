@@ -1,4 +1,5 @@
 """Per-request context handed to every resolver."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,11 +25,11 @@ class Context:
     state: Any
     #: (operation, outcome) of each mutation field, written to the audit log after the request.
     audit: list[tuple[str, str]] = field(default_factory=list)
-    _session: "ReadSession | None" = None
-    _loaders: "Loaders | None" = None
+    _session: ReadSession | None = None
+    _loaders: Loaders | None = None
 
     @property
-    def session(self) -> "ReadSession":
+    def session(self) -> ReadSession:
         """The request's read session, opened on first use and closed after the response."""
         if self._session is None:
             self._session = ReadSession(self.db.session())

@@ -22,6 +22,7 @@ A fragment is priced once per page size it is spread under (its price does not d
 on anything else), so pricing is linear in the document, like the limits of
 `schema.fragments`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

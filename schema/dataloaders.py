@@ -1,7 +1,9 @@
 """Batch loaders, one SQL statement per kind of object per request (no N+1)."""
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from strawberry.dataloader import DataLoader
@@ -12,7 +14,7 @@ if TYPE_CHECKING:  # type only: schema.context imports this module
     from schema.context import Context
 
 
-def by_column(ctx: "Context", column) -> DataLoader:
+def by_column(ctx: Context, column) -> DataLoader:
     """Rows whose `column` equals each key (None where absent)."""
 
     async def load(keys: list[Any]) -> list[Any]:
@@ -23,7 +25,7 @@ def by_column(ctx: "Context", column) -> DataLoader:
     return DataLoader(load_fn=load)
 
 
-def grouped_by(ctx: "Context", column, order_by=None) -> DataLoader:
+def grouped_by(ctx: Context, column, order_by=None) -> DataLoader:
     """Lists of rows per key of `column`."""
 
     async def load(keys: list[Any]) -> list[list[Any]]:
@@ -41,12 +43,12 @@ def grouped_by(ctx: "Context", column, order_by=None) -> DataLoader:
 class Loaders:
     """Created lazily per request (Context.loaders); add an attribute per relation."""
 
-    def __init__(self, ctx: "Context") -> None:
+    def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._cache: dict[str, DataLoader] = {}
         self.partner = by_column(ctx, models.Partner.id)
 
-    def get(self, name: str, factory: Callable[["Context"], DataLoader]) -> DataLoader:
+    def get(self, name: str, factory: Callable[[Context], DataLoader]) -> DataLoader:
         """A loader defined by another area (types/<area>.py) without editing this file."""
         if name not in self._cache:
             self._cache[name] = factory(self._ctx)

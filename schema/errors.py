@@ -1,11 +1,13 @@
 """Domain errors as the contract shows them: `UserError` in payloads, coded GraphQL errors elsewhere;
 and `classify`, which gives every GraphQL error a code and masks the unexpected ones."""
+
 from __future__ import annotations
 
 import enum
 import logging
 import uuid
-from typing import Awaitable, Callable, Optional, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -44,12 +46,12 @@ class ErrorCode(enum.Enum):
 class UserError:
     code: ErrorCode
     message: str
-    field: Optional[list[str]] = strawberry.field(
+    field: list[str] | None = strawberry.field(
         default=None, description='Path to the input field at fault, e.g. ["input", "amountWon"].'
     )
 
     @classmethod
-    def of(cls, error: DomainError) -> "UserError":
+    def of(cls, error: DomainError) -> UserError:
         return cls(code=ErrorCode(error.code), message=error.message, field=error.field)
 
 

@@ -4,6 +4,7 @@ Every extension is handed to strawberry as a class or a factory, so each request
 gets instances of its own (shared instances would leak state between concurrent
 requests).
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,9 +20,9 @@ from strawberry.extensions import SchemaExtension, ValidationCache
 
 from gateway import audit, metrics
 from schema.errors import Recorded, classify
-from schema.overload import mark_unavailable
 from schema.fragments import root_fields
 from schema.limits import GraphQLLimits, TokenLimit, tag_limit_errors
+from schema.overload import mark_unavailable
 
 log = logging.getLogger("gateway.audit")
 
@@ -226,7 +227,9 @@ async def record_refusal(ctx, operations: list[dict], outcome: str, detail: str,
         if len(events) >= limit or not isinstance(item, dict):
             break
         events.extend(
-            refused_events(item.get("query"), item.get("operationName"), outcome, detail, max_tokens=ctx.settings.max_tokens)
+            refused_events(
+                item.get("query"), item.get("operationName"), outcome, detail, max_tokens=ctx.settings.max_tokens
+            )
         )
     await write_events(ctx, events[:limit])
 

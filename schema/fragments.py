@@ -17,6 +17,7 @@ Both run on unvalidated documents (the limits refuse before the spec rules have 
 unknown fragments add nothing and a cycle through a fragment is cut where it closes (the
 spec rules report both).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -20,6 +20,7 @@ Every refusal here is a JSON body `{"errors": [{"message", "extensions": {"code"
 with `LIMIT_EXCEEDED` for a limit. Queries by GET are off (no mutation can ride a
 link): GET only serves GraphiQL, when it is enabled.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -143,7 +144,9 @@ class GatewayGraphQL(GraphQL):
 
     async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
         if context is None:
-            return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
         refusal, request_data, to_store = await self._persisted_query(context, request_data)
         if refusal is not None:
             code = refusal.extensions["code"]
@@ -161,8 +164,12 @@ class GatewayGraphQL(GraphQL):
             partner_id = context.principal.partner_id
             async with context.db.transaction() as session:
                 evicted = await apq.store(
-                    session=session, partner_id=partner_id, sha256=to_store, query=request_data.query,
-                    client_id=context.principal.client_id, limit=context.settings.persisted_queries_per_partner,
+                    session=session,
+                    partner_id=partner_id,
+                    sha256=to_store,
+                    query=request_data.query,
+                    client_id=context.principal.client_id,
+                    limit=context.settings.persisted_queries_per_partner,
                 )
             for sha in evicted:
                 self.known_queries.discard(partner_id, sha)
@@ -184,11 +191,19 @@ class GatewayGraphQL(GraphQL):
         persisted = (data.extensions or {}).get("persistedQuery")
         if persisted is None:
             if only:
-                return _coded("This client may run only persisted queries (extensions.persistedQuery).", "FORBIDDEN"), data, None
+                return (
+                    _coded("This client may run only persisted queries (extensions.persistedQuery).", "FORBIDDEN"),
+                    data,
+                    None,
+                )
             return None, data, None
         sha = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
         if not isinstance(persisted, dict) or persisted.get("version") != 1:
-            return _coded("Only version 1 of persisted queries is supported.", "PERSISTED_QUERY_NOT_SUPPORTED"), data, None
+            return (
+                _coded("Only version 1 of persisted queries is supported.", "PERSISTED_QUERY_NOT_SUPPORTED"),
+                data,
+                None,
+            )
         if not isinstance(sha, str) or not apq.SHA256_HEX.match(sha):
             return _coded("persistedQuery.sha256Hash must be 64 lowercase hex digits.", "INVALID_INPUT"), data, None
         known = await self._known(ctx, sha)
@@ -204,7 +219,11 @@ class GatewayGraphQL(GraphQL):
             return _coded("provided sha does not match query", "INVALID_INPUT"), data, None
         if known is None:
             if only:
-                return _coded("This client may run only persisted queries, and this one is not known.", "FORBIDDEN"), data, None
+                return (
+                    _coded("This client may run only persisted queries, and this one is not known.", "FORBIDDEN"),
+                    data,
+                    None,
+                )
             limit = ctx.settings.persisted_query_max_bytes
             if size > limit:
                 message = (
@@ -281,7 +300,9 @@ class GraphQLEndpoint:
         except BodyTooLarge:
             metrics.LIMITED.labels("body").inc()
             await error_response(
-                413, f"The request body exceeds {settings.max_body_bytes} bytes.", LIMIT_EXCEEDED,
+                413,
+                f"The request body exceeds {settings.max_body_bytes} bytes.",
+                LIMIT_EXCEEDED,
                 headers={"Connection": "close"},
             )(scope, receive, send)
             return

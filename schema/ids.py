@@ -1,4 +1,5 @@
 """Global ids (defined in gateway/ids.py) and opaque page cursors."""
+
 from __future__ import annotations
 
 import base64

@@ -10,13 +10,14 @@ and answers `INVALID_INPUT` before execution, so nothing is written.
 A `String` scalar override cannot do it: graphql-core reserves the names of its
 built-in scalars.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-from graphql import GraphQLError, StringValueNode, visit
 from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError, StringValueNode, visit
 from graphql.language import DocumentNode, Visitor
 from strawberry.extensions import SchemaExtension
 

@@ -17,6 +17,7 @@ The rule classes are built once per combination of settings and reused by every
 request: strawberry's `ValidationCache` keys its LRU cache on the tuple of rule
 classes, so a fresh class per request would never hit the cache.
 """
+
 from __future__ import annotations
 
 import functools
@@ -226,9 +227,7 @@ def variable_first_violation(
             value = given.get(name, defaults.get(name))
             if isinstance(value, int) and not isinstance(value, bool) and value > max_page_size:
                 found.append(
-                    GraphQLError(
-                        f"`first` may be at most {max_page_size}", node, extensions={"code": LIMIT_EXCEEDED}
-                    )
+                    GraphQLError(f"`first` may be at most {max_page_size}", node, extensions={"code": LIMIT_EXCEEDED})
                 )
 
     visit(document, Finder())

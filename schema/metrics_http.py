@@ -9,9 +9,11 @@ give Prometheus a client of its own with that scope alone. Under overload (no da
 connection for the token check) the signed token alone is checked, so the pool's figures
 stay visible when they matter.
 """
+
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from starlette.requests import Request

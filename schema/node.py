@@ -1,7 +1,8 @@
 """The Node interface and `node(id)` look-up, one resolver per type, tenancy included."""
+
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import strawberry
 

@@ -9,6 +9,7 @@ is the same condition. `is_overload` recognises them behind any wrapping;
 the INTERNAL masking) and, when nothing of the operation succeeded, makes the HTTP answer
 503 with Retry-After; schema/rest_errors.py answers them on the REST faces.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,7 +1,9 @@
 """Relay connections over keyset pagination: newest first by id, cursors stable under inserts."""
+
 from __future__ import annotations
 
-from typing import Callable, Generic, Optional, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 import sqlalchemy as sa
 import strawberry
@@ -17,8 +19,8 @@ Row = TypeVar("Row")
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: Optional[str]
-    end_cursor: Optional[str]
+    start_cursor: str | None
+    end_cursor: str | None
 
 
 @strawberry.type

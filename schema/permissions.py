@@ -5,9 +5,11 @@ GraphQL error with `extensions.code = FORBIDDEN` and the field's data null.
 Reading another tenant's object by id answers exactly as an unknown id
 (`NOT_FOUND` / null), so ids cannot be probed; `visible_to()` decides that.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension

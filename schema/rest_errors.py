@@ -14,12 +14,14 @@ the code INTERNAL (`internal` on the lowercase face, `server_error` on OAuth's) 
 find what a partner quotes. Nothing of the exception (SQL text, bound parameters, driver
 messages) reaches the client, unless `show_internal` (development with GATEWAY_DEBUG_ERRORS).
 """
+
 from __future__ import annotations
 
 import functools
 import logging
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -56,8 +58,9 @@ def error_body(face: str, code: str, message: str, **extra: Any) -> dict[str, An
     return {"error": code.lower(), "message": message, **extra}
 
 
-def face_error(path: str, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
-               **extra: Any) -> JSONResponse:
+def face_error(
+    path: str, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     """An error response in the shape of the face serving `path`."""
     headers = {"Cache-Control": "no-store", **(headers or {})}
     return JSONResponse(error_body(face_of(path), code, message, **extra), status_code=status, headers=headers)
@@ -66,8 +69,13 @@ def face_error(path: str, status: int, code: str, message: str, *, headers: dict
 def log_internal(exc: BaseException, where: str) -> str:
     """Log `exc` with its traceback under a new error id, and return the id."""
     error_id = uuid.uuid4().hex
-    log.error("INTERNAL errorId=%s at %s: %s", error_id, where, type(exc).__name__,
-              exc_info=(type(exc), exc, exc.__traceback__))
+    log.error(
+        "INTERNAL errorId=%s at %s: %s",
+        error_id,
+        where,
+        type(exc).__name__,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
     return error_id
 
 
@@ -75,8 +83,14 @@ def internal_error(request: Request, exc: BaseException, *, show_internal: bool 
     """The masked answer to an unexpected exception while serving `request`."""
     path = request.url.path
     if overload.is_overload(exc):  # no database connection in time: 503, not a bug (schema/overload.py)
-        return face_error(path, 503, overload.UNAVAILABLE, overload.MESSAGE, headers=overload.retry_headers(),
-                          retryAfter=overload.RETRY_AFTER_SECONDS)
+        return face_error(
+            path,
+            503,
+            overload.UNAVAILABLE,
+            overload.MESSAGE,
+            headers=overload.retry_headers(),
+            retryAfter=overload.RETRY_AFTER_SECONDS,
+        )
     error_id = log_internal(exc, f"{request.method} {path}")
     message = INTERNAL_MESSAGE
     if show_internal:
@@ -130,5 +144,16 @@ async def routing_error(request: Request, exc: HTTPException) -> Response:
     return face_error(request.url.path, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-__all__ = ["INTERNAL", "INTERNAL_MESSAGE", "error_body", "face_error", "face_of", "internal_error", "last_resort",
-           "log_internal", "masked", "routing_error", "show_internal"]
+__all__ = [
+    "INTERNAL",
+    "INTERNAL_MESSAGE",
+    "error_body",
+    "face_error",
+    "face_of",
+    "internal_error",
+    "last_resort",
+    "log_internal",
+    "masked",
+    "routing_error",
+    "show_internal",
+]

@@ -4,6 +4,7 @@ Every parser raises `InvalidScalar` for input it refuses: `GatewaySchema.process
 answers those as `INVALID_INPUT` (anything else raised while parsing is a bug, masked
 as `INTERNAL`).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -65,11 +66,11 @@ BigInt = strawberry.scalar(
 
 def _parse_decimal(value) -> decimal.Decimal:
     if isinstance(value, (bool, float)) or not isinstance(value, (str, int)):
-        raise InvalidScalar("Decimal must be a string such as \"0.5\" or an integer")
+        raise InvalidScalar('Decimal must be a string such as "0.5" or an integer')
     try:
         result = decimal.Decimal(str(value))
     except (decimal.InvalidOperation, ValueError) as exc:
-        raise InvalidScalar("Decimal must be a string such as \"0.5\"") from exc
+        raise InvalidScalar('Decimal must be a string such as "0.5"') from exc
     if not result.is_finite():
         raise InvalidScalar("Decimal must be finite")
     return result
@@ -86,7 +87,7 @@ Decimal = strawberry.scalar(
 
 def _serialize_datetime(value: dt.datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.isoformat()
 
 

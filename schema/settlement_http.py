@@ -17,6 +17,7 @@
 Errors are `{"error": "<code>", "message"}`; an unexpected one is 500 `internal` with an
 `errorId` (schema/rest_errors.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,8 @@ import datetime as dt
 import hashlib
 import logging
 import zlib
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.requests import ClientDisconnect, Request
@@ -36,9 +38,9 @@ from auth.resource import InvalidToken
 from gateway import audit, documents
 from gateway import reconciliation as service
 from gateway.errors import InvalidInput, LimitExceeded, NotFound
+from gateway.ids import encode_id
 from gateway.jobs import on_shutdown
 from gateway.models import Agreement, ReconciliationRun, Settlement
-from gateway.ids import encode_id
 from gateway.untrusted import UNSTORABLE, storable
 from schema.rest_errors import masked
 
@@ -46,7 +48,13 @@ log = logging.getLogger(__name__)
 
 UPLOAD_SCOPE = "settlements:write"
 CSV_TYPES = {"text/csv", "application/csv"}
-NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines", "application/jsonlines"}
+NDJSON_TYPES = {
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/json-lines",
+    "application/jsonlines",
+}
 
 
 #: Inflated bytes per step: small enough that one step never holds the event loop for long.
@@ -60,8 +68,11 @@ class UploadTooLarge(LimitExceeded):
 
 
 def _error(status: int, error: str, message: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message}, status_code=status,
-                        headers={"Cache-Control": "no-store", **(headers or {})})
+    return JSONResponse(
+        {"error": error, "message": message},
+        status_code=status,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
 
 
 def settlement_routes(state: Any) -> list[Route]:
@@ -73,7 +84,11 @@ def settlement_routes(state: Any) -> list[Route]:
     async def settlement_document(request: Request) -> Response:
         signed, expires, sig = documents.strip_signature(request.url.path, dict(request.query_params))
         if not documents.verify_url(path_with_query=signed, expires=expires, sig=sig, secret_key=settings.secret_key):
-            return _error(403, "forbidden", "This document URL is not valid (changed or expired); ask GraphQL for a fresh documentUrl.")
+            return _error(
+                403,
+                "forbidden",
+                "This document URL is not valid (changed or expired); ask GraphQL for a fresh documentUrl.",
+            )
         async with db.session() as session:
             row = await session.get(Settlement, request.path_params["settlement_id"])
         if row is None or row.document is None:
@@ -96,7 +111,9 @@ def settlement_routes(state: Any) -> list[Route]:
         except InvalidToken as exc:
             return exc.response()
         if principal.partner_kind != "OPERATOR" or not principal.has_scope(UPLOAD_SCOPE):
-            response = _error(403, "insufficient_scope", f"An operator's token with the {UPLOAD_SCOPE} scope is needed.")
+            response = _error(
+                403, "insufficient_scope", f"An operator's token with the {UPLOAD_SCOPE} scope is needed."
+            )
             response.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{UPLOAD_SCOPE}"'
             return response
         params = request.query_params
@@ -118,9 +135,18 @@ def settlement_routes(state: Any) -> list[Route]:
         if encoding not in ("identity", "gzip"):
             return _error(415, "unsupported_media_type", "Content-Encoding may be gzip or none.")
         declared = request.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and len(declared) < 20 and int(declared) > settings.upload_max_bytes:
-            return _error(413, "payload_too_large", f"The body exceeds {settings.upload_max_bytes} bytes.",
-                          headers={"Connection": "close"})
+        if (
+            declared.isascii()
+            and declared.isdigit()
+            and len(declared) < 20
+            and int(declared) > settings.upload_max_bytes
+        ):
+            return _error(
+                413,
+                "payload_too_large",
+                f"The body exceeds {settings.upload_max_bytes} bytes.",
+                headers={"Connection": "close"},
+            )
         async with db.session() as session:
             agreement = (
                 await session.execute(sa.select(Agreement).where(Agreement.code == params.get("agreement", "")))
@@ -130,7 +156,9 @@ def settlement_routes(state: Any) -> list[Route]:
 
         body = _bounded(request.stream(), settings.upload_max_bytes)
         if encoding == "gzip":
-            body = _gunzip(body, max_bytes=settings.upload_max_decompressed_bytes, max_ratio=settings.upload_max_compression_ratio)
+            body = _gunzip(
+                body, max_bytes=settings.upload_max_decompressed_bytes, max_ratio=settings.upload_max_compression_ratio
+            )
         outcome, response = "OK", None
         try:
             run_id = await service.stage_report(
@@ -149,7 +177,10 @@ def settlement_routes(state: Any) -> list[Route]:
         except (InvalidInput, NotFound) as exc:
             outcome, response = exc.code, _error(400, "invalid_request", exc.message)
         except (ClientDisconnect, zlib.error, UnicodeDecodeError) as exc:
-            outcome, response = "INVALID_INPUT", _error(400, "invalid_request", f"The body could not be read ({type(exc).__name__}).")
+            outcome, response = (
+                "INVALID_INPUT",
+                _error(400, "invalid_request", f"The body could not be read ({type(exc).__name__})."),
+            )
         except Exception:
             await _audit(db, principal, "INTERNAL")
             raise  # masked by @masked, logged with its errorId
@@ -210,7 +241,9 @@ async def _gunzip(chunks: AsyncIterator[bytes], *, max_bytes: int, max_ratio: in
         while data:
             yield data
             await asyncio.sleep(0)
-            data = check(inflater.decompress(inflater.unconsumed_tail, INFLATE_STEP)) if inflater.unconsumed_tail else b""
+            data = (
+                check(inflater.decompress(inflater.unconsumed_tail, INFLATE_STEP)) if inflater.unconsumed_tail else b""
+            )
     tail = check(inflater.flush())
     if tail:
         yield tail

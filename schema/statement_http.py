@@ -6,6 +6,7 @@ stored canonical bytes (what `digest` and `signature` cover); CSV and PDF are re
 those same bytes. Errors are `{"error": "<code>", "message"}`; an unexpected one is 500
 `internal` with an `errorId` (schema/rest_errors.py).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,7 +30,9 @@ def statement_routes(state: Any) -> list[Route]:
     async def serve(request: Request) -> Response:
         signed, expires, sig = documents.strip_signature(request.url.path, dict(request.query_params))
         if not documents.verify_url(path_with_query=signed, expires=expires, sig=sig, secret_key=settings.secret_key):
-            return JSONResponse({"error": "forbidden", "message": "This link was changed or has expired."}, status_code=403)
+            return JSONResponse(
+                {"error": "forbidden", "message": "This link was changed or has expired."}, status_code=403
+            )
         fmt = request.path_params["fmt"]
         if fmt not in statement_service.FORMATS:
             return JSONResponse({"error": "not_found"}, status_code=404)
@@ -62,6 +65,10 @@ async def _names(session, statement: statement_service.Statement) -> tuple[dict[
     """Display names, by code, of the statement's partners (sponsor, beneficiaries) and campaigns."""
     partner_codes = {statement.sponsor, *(line.beneficiary for line in statement.lines)}
     campaign_codes = {line.campaign for line in statement.lines}
-    partners = dict((await session.execute(sa.select(Partner.code, Partner.name).where(Partner.code.in_(partner_codes)))).all())
-    campaigns = dict((await session.execute(sa.select(Campaign.code, Campaign.name).where(Campaign.code.in_(campaign_codes)))).all())
+    partners = dict(
+        (await session.execute(sa.select(Partner.code, Partner.name).where(Partner.code.in_(partner_codes)))).all()
+    )
+    campaigns = dict(
+        (await session.execute(sa.select(Campaign.code, Campaign.name).where(Campaign.code.in_(campaign_codes)))).all()
+    )
     return partners, campaigns

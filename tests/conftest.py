@@ -10,6 +10,7 @@ Under CI (CI=true) a PostgreSQL or Redis that cannot be reached fails the run, t
 must run on both backends, and a run that collects no test fails; elsewhere the
 PostgreSQL and Redis tests are skipped with a message.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -161,8 +162,9 @@ def _test_strength_argon2(monkeypatch):
     """Argon2id still, at test strength: production parameters cost ~0.5 s a hash and a
     hash check, which every registration and token request in the suite would pay.
     (Servers started as subprocesses keep the production parameters.)"""
-    import auth.clients
     from argon2 import PasswordHasher
+
+    import auth.clients
 
     monkeypatch.setattr(auth.clients, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
@@ -240,7 +242,7 @@ class LiveServer:
     url: str
     settings: Settings
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         import time
 
         self.thread.start()
@@ -260,7 +262,6 @@ class LiveServer:
 def live_server(settings):
     """A served gateway on a fresh database; `.url` is its base URL, `.settings` its settings."""
     import dataclasses
-
     import socket
 
     # The issuer and audience must be the URL partners use: reserve the port first.

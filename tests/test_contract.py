@@ -1,6 +1,7 @@
 """The contract ratchet: the exported schema breaks nothing of the partner contract
 except the items listed in tests/contract_pending.txt (not built yet), and every
 item in that list is indeed still missing. The list only shrinks."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,7 +23,9 @@ def _breaking_changes(tmp_path) -> set[str]:
     target.write_text(exported)
     result = subprocess.run([sys.executable, str(CHECKER), str(target)], capture_output=True, text=True)
     assert result.returncode in (0, 1), result.stderr
-    return {line.removeprefix("BREAKING: ").strip() for line in result.stdout.splitlines() if line.startswith("BREAKING: ")}
+    return {
+        line.removeprefix("BREAKING: ").strip() for line in result.stdout.splitlines() if line.startswith("BREAKING: ")
+    }
 
 
 def _pending() -> set[str]:

@@ -5,6 +5,7 @@ The PostgreSQL databases are reused between tests (tests/support/pgpool.py), so 
 promises that reuse must keep: no rows, sequences back at the start, the migrated schema,
 no connection of the last test left to write into the next one.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ async def _register(url: str) -> int:
     """A partner and its client, through the product's own code; the partner's id."""
     db = Database(url)
     try:
-        await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+        await register_partner(
+            db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+        )
         conn = await asyncpg.connect(_dsn(url))
         try:
             return await conn.fetchval("SELECT id FROM partners WHERE code = 'seoul-walk'")
@@ -147,6 +150,10 @@ def test_under_ci_a_run_that_collects_nothing_fails():
     env.pop("PYTEST_ADDOPTS", None)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:xdist", "tests/test_fixtures.py", "-k", "no_test_has_this_name"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout[-2000:] + done.stderr[-2000:]

@@ -1,4 +1,5 @@
 """Alembic migration history, driven programmatically (`mileage-gateway migrate`)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Alembic environment: async engine, one history for SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Walking activity: per-operator earning rules and one record per member and day."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -53,7 +54,7 @@ class EarningRule(IdMixin, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     @classmethod
-    def default(cls, operator_id: int) -> "EarningRule":
+    def default(cls, operator_id: int) -> EarningRule:
         """An unsaved rule with the program defaults."""
         return cls(operator_id=operator_id, **DEFAULT_RULE)
 

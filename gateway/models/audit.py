@@ -1,4 +1,5 @@
 """The audit log: every mutation, allowed or refused, sealed into a hash chain (see gateway/audit.py)."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -4,6 +4,7 @@ donation statements.
 See `gateway/campaigns.py` (commitments), `gateway/donations.py` and
 `gateway/statements.py` for the rules these rows follow.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,9 +36,7 @@ class Campaign(IdMixin, Base):
     __table_args__ = (
         sa.CheckConstraint("starts_on <= ends_on", name="dates_ordered"),
         sa.CheckConstraint("committed_won <= budget_won", name="within_budget"),
-        sa.CheckConstraint(
-            "committed_won = distance_won + achievement_won + matched_won", name="committed_is_the_sum"
-        ),
+        sa.CheckConstraint("committed_won = distance_won + achievement_won + matched_won", name="committed_is_the_sum"),
     )
 
     code: Mapped[str] = mapped_column(sa.String(64), unique=True)

@@ -1,4 +1,5 @@
 """OAuth clients, signing keys and token bookkeeping (owned by auth/, stored here)."""
+
 from __future__ import annotations
 
 import datetime as dt

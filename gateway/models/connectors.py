@@ -1,4 +1,5 @@
 """Connectors: a partner's own system the gateway pulls from or pushes to, and each run."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -2,6 +2,7 @@
 
 See `gateway/exchange.py` for the rules these rows follow.
 """
+
 from __future__ import annotations
 
 import datetime as dt

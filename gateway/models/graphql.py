@@ -1,4 +1,5 @@
 """Automatic persisted queries (Apollo's APQ): query texts by their SHA-256, per partner."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,9 +22,7 @@ class PersistedQuery(Base):
         sa.Index("ix_persisted_queries_partner_last_used", "partner_id", "last_used_at"),
     )
 
-    partner_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("partners.id"), primary_key=True, autoincrement=False
-    )
+    partner_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("partners.id"), primary_key=True, autoincrement=False)
     #: Lowercase hex SHA-256 of `query` (UTF-8).
     sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     query: Mapped[str] = mapped_column(sa.Text)

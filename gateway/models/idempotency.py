@@ -1,4 +1,5 @@
 """Idempotency records: one per (partner, key), written with the movement it guards."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,5 +1,6 @@
 """Leases of periodic jobs: one row per job name, so that with several gateway processes
 each job runs once per interval, not once per process (gateway/jobs.py)."""
+
 from __future__ import annotations
 
 import datetime as dt

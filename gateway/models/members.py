@@ -3,6 +3,7 @@
 The gateway holds no personal data: a member is the operator's own identifier
 (`external_id`), scoped to that operator.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Outbox of domain events, written in the same transaction as the change they report."""
+
 from __future__ import annotations
 
 import datetime as dt

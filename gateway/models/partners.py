@@ -1,4 +1,5 @@
 """Partners (operators, merchants, sponsors, beneficiaries, the program office) and agreements."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -6,6 +6,7 @@ redemption captured at another operator's merchant, its refund, an exchange), in
 the same transaction as the postings. `gateway/settlement.py` reads and seals them;
 `gateway/reconciliation.py` compares them with what partners recorded.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -165,7 +166,9 @@ class ReconciliationRun(IdMixin, Base):
     partner_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("partners.id"), index=True)
     period_start: Mapped[dt.date]
     period_end: Mapped[dt.date]
-    status: Mapped[ReconciliationStatus] = mapped_column(_enum(ReconciliationStatus), default=ReconciliationStatus.RUNNING)
+    status: Mapped[ReconciliationStatus] = mapped_column(
+        _enum(ReconciliationStatus), default=ReconciliationStatus.RUNNING
+    )
     partner_records: Mapped[int] = mapped_column(default=0)
     matched: Mapped[int] = mapped_column(default=0)
     missing_in_gateway: Mapped[int] = mapped_column(default=0)

@@ -1,4 +1,5 @@
 """Webhook endpoints partners register, and one delivery per (event, endpoint)."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,8 +1,8 @@
 """Campaign mutations: a sponsor (or ADMIN) creates a campaign, an operator enrols members."""
+
 from __future__ import annotations
 
 from decimal import Decimal as PyDecimal
-from typing import Optional
 
 import strawberry
 
@@ -18,12 +18,14 @@ from schema.types.campaigns import Campaign
 class CreateCampaignInput:
     code: str
     name: str
-    sponsor_code: Optional[str] = strawberry.field(default=None, description="ADMIN: required. SPONSOR: its own code or omitted.")
+    sponsor_code: str | None = strawberry.field(
+        default=None, description="ADMIN: required. SPONSOR: its own code or omitted."
+    )
     beneficiary_code: str
     starts_on: Date
     ends_on: Date
     won_per_km: BigInt
-    goal_steps: Optional[BigInt] = None
+    goal_steps: BigInt | None = None
     won_per_achiever: BigInt
     match_ratio: Decimal
     budget_won: BigInt
@@ -31,7 +33,7 @@ class CreateCampaignInput:
 
 @strawberry.type
 class CampaignPayload:
-    campaign: Optional[Campaign]
+    campaign: Campaign | None
     errors: list[UserError]
 
 
@@ -43,7 +45,7 @@ class JoinCampaignInput:
 
 @strawberry.type
 class JoinCampaignPayload:
-    campaign: Optional[Campaign]
+    campaign: Campaign | None
     errors: list[UserError]
 
 
@@ -65,7 +67,9 @@ class Mutation:
 
         async def work(session):
             if sponsor_code is None:
-                raise InvalidInput("ADMIN must name the campaign's sponsor: sponsorCode", field=["input", "sponsorCode"])
+                raise InvalidInput(
+                    "ADMIN must name the campaign's sponsor: sponsorCode", field=["input", "sponsorCode"]
+                )
             return await campaign_service.create_campaign(
                 session=session,
                 code=input.code,

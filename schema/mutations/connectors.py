@@ -1,8 +1,8 @@
 """syncConnector (contract) and configureConnector (ADMIN, an addition)."""
+
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import strawberry
 
@@ -24,7 +24,7 @@ class SyncConnectorInput:
 
 @strawberry.type
 class ConnectorRunPayload:
-    run: Optional[ConnectorRun]
+    run: ConnectorRun | None
     errors: list[UserError]
 
 
@@ -34,17 +34,19 @@ class ConfigureConnectorInput:
     kind: str = strawberry.field(description="A registered connector type, e.g. http-json or csv-batch.")
     jobs: list[ConnectorJobEnum]
     config: str = strawberry.field(description="The type's settings, a JSON object (docs/connectors.md).")
-    credentials: Optional[str] = strawberry.field(
+    credentials: str | None = strawberry.field(
         default=None,
         description="Secrets, a JSON object, stored encrypted and never shown back; omitted: keep the stored ones, {}: remove them.",
     )
-    schedule_seconds: Optional[int] = strawberry.field(default=None, description="Run every this many seconds (at least 10); null: on demand only.")
+    schedule_seconds: int | None = strawberry.field(
+        default=None, description="Run every this many seconds (at least 10); null: on demand only."
+    )
     enabled: bool = True
 
 
 @strawberry.type
 class ConnectorPayload:
-    connector: Optional[Connector]
+    connector: Connector | None
     errors: list[UserError]
 
 
@@ -63,7 +65,8 @@ def _json_object(text: str | None, name: str) -> dict | None:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="ADMIN, or the partner for its own connector.", extensions=needs("connectors:write", OPERATOR, SPONSOR)
+        description="ADMIN, or the partner for its own connector.",
+        extensions=needs("connectors:write", OPERATOR, SPONSOR),
     )
     async def sync_connector(self, info: strawberry.Info, input: SyncConnectorInput) -> ConnectorRunPayload:
         principal = principal_of(info)
@@ -75,7 +78,11 @@ class Mutation:
         async def work(session):
             partner = await partner_service.require(session, input.partner_code, field=["input", "partnerCode"])
             run, created = await connector_service.request_run(
-                session=session, launcher=launcher, partner_id=partner.id, job=ConnectorJob(input.job.value), now=utcnow()
+                session=session,
+                launcher=launcher,
+                partner_id=partner.id,
+                job=ConnectorJob(input.job.value),
+                now=utcnow(),
             )
             started.append((run.id, created))
             return run
@@ -124,4 +131,6 @@ class Mutation:
                 enabled=input.enabled,
             )
 
-        return await mutate(info, work, lambda c, errors: ConnectorPayload(connector=Connector.from_model(c), errors=errors))
+        return await mutate(
+            info, work, lambda c, errors: ConnectorPayload(connector=Connector.from_model(c), errors=errors)
+        )

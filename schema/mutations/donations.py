@@ -1,7 +1,6 @@
 """donatePoints: an operator gives its member's points to a beneficiary."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -17,13 +16,15 @@ class DonatePointsInput:
     member_external_id: str
     beneficiary_code: str
     points: BigInt
-    campaign_code: Optional[str] = strawberry.field(default=None, description="Campaign whose sponsor matches the donation.")
+    campaign_code: str | None = strawberry.field(
+        default=None, description="Campaign whose sponsor matches the donation."
+    )
     idempotency_key: str
 
 
 @strawberry.type
 class DonationPayload:
-    donation: Optional[Donation]
+    donation: Donation | None
     errors: list[UserError]
 
 

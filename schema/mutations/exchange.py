@@ -1,7 +1,6 @@
 """Exchange of points between programs, asked by the operator whose member gives them."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -23,13 +22,15 @@ class ExchangePointsInput:
 
 @strawberry.type
 class ExchangePayload:
-    exchange: Optional[Exchange]
+    exchange: Exchange | None
     errors: list[UserError]
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="OPERATOR, for its member who gives points.", extensions=needs("exchange:write", OPERATOR))
+    @strawberry.mutation(
+        description="OPERATOR, for its member who gives points.", extensions=needs("exchange:write", OPERATOR)
+    )
     async def exchange_points(self, info: strawberry.Info, input: ExchangePointsInput) -> ExchangePayload:
         principal = principal_of(info)
         if principal.partner_kind != "OPERATOR":

@@ -1,11 +1,12 @@
 """Operator mutations: report walking, set a member's status, issue member codes."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
-from gateway import activity as activity_service, codes as code_service, members as member_service
+from gateway import activity as activity_service
+from gateway import codes as code_service
+from gateway import members as member_service
 from gateway.db import utcnow
 from gateway.models import MemberCodePurpose, MemberStatus
 from schema.errors import UserError, forbidden, mutate
@@ -26,7 +27,7 @@ class ActivityInput:
     date: Date
     steps: int
     distance_meters: int
-    source: Optional[str] = None
+    source: str | None = None
 
 
 @strawberry.input
@@ -50,7 +51,7 @@ class SetMemberStatusInput:
 
 @strawberry.type
 class MemberPayload:
-    member: Optional[Member]
+    member: Member | None
     errors: list[UserError]
 
 
@@ -62,7 +63,7 @@ class IssueMemberCodeInput:
 
 @strawberry.type
 class MemberCodePayload:
-    member_code: Optional[MemberCode]
+    member_code: MemberCode | None
     errors: list[UserError]
 
 

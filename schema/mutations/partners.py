@@ -1,8 +1,8 @@
 """Admin mutations: partners, clients, agreements."""
+
 from __future__ import annotations
 
 from decimal import Decimal as PyDecimal
-from typing import Optional
 
 import strawberry
 
@@ -27,16 +27,16 @@ class CreatePartnerInput:
     code: str
     name: str
     kind: PartnerKindEnum
-    unit_code: Optional[str] = strawberry.field(default=None, description="OPERATOR only.")
-    won_per_point: Optional[Decimal] = strawberry.field(default=None, description="OPERATOR only.")
-    operator_code: Optional[str] = strawberry.field(
+    unit_code: str | None = strawberry.field(default=None, description="OPERATOR only.")
+    won_per_point: Decimal | None = strawberry.field(default=None, description="OPERATOR only.")
+    operator_code: str | None = strawberry.field(
         default=None, description="MERCHANT only: code of the operator it is affiliated with."
     )
 
 
 @strawberry.type
 class PartnerPayload:
-    partner: Optional[Partner]
+    partner: Partner | None
     errors: list[UserError]
 
 
@@ -45,15 +45,15 @@ class CreateClientInput:
     partner_code: str
     scopes: list[str]
     auth_method: ClientAuthMethodEnum
-    jwks: Optional[str] = strawberry.field(
+    jwks: str | None = strawberry.field(
         default=None, description="PRIVATE_KEY_JWT only: the client's public keys as a JWKS JSON document."
     )
 
 
 @strawberry.type
 class CreateClientPayload:
-    client: Optional[Client]
-    client_secret: Optional[str] = strawberry.field(description="Shown once, for CLIENT_SECRET_* methods.")
+    client: Client | None
+    client_secret: str | None = strawberry.field(description="Shown once, for CLIENT_SECRET_* methods.")
     errors: list[UserError]
 
 
@@ -64,8 +64,8 @@ class ClientIdInput:
 
 @strawberry.type
 class ClientPayload:
-    client: Optional[Client]
-    client_secret: Optional[str] = strawberry.field(description="Shown once, after a rotation.")
+    client: Client | None
+    client_secret: str | None = strawberry.field(description="Shown once, after a rotation.")
     errors: list[UserError]
 
 
@@ -79,12 +79,12 @@ class CreateAgreementInput:
     fee_bps: int
     settlement_period: SettlementPeriodEnum
     starts_on: Date
-    ends_on: Optional[Date] = None
+    ends_on: Date | None = None
 
 
 @strawberry.type
 class AgreementPayload:
-    agreement: Optional[Agreement]
+    agreement: Agreement | None
     errors: list[UserError]
 
 
@@ -168,7 +168,9 @@ class Mutation:
             lambda session: client_service.disable_client(
                 session=session, client_id=input.client_id, partner_id=_scoped_partner(info)
             ),
-            lambda c, errors: ClientPayload(client=Client.from_model(c) if c else None, client_secret=None, errors=errors),
+            lambda c, errors: ClientPayload(
+                client=Client.from_model(c) if c else None, client_secret=None, errors=errors
+            ),
         )
 
     @strawberry.mutation(description="ADMIN.", extensions=needs("admin", ADMIN))

@@ -1,4 +1,5 @@
 """Admin mutation: register a client to run only persisted queries (or lift that)."""
+
 from __future__ import annotations
 
 import strawberry
@@ -27,11 +28,15 @@ class Mutation:
         description="ADMIN. Registers a client to run only persisted queries, or lifts that.",
         extensions=needs("admin", ADMIN),
     )
-    async def set_persisted_queries_only(self, info: strawberry.Info, input: SetPersistedQueriesOnlyInput) -> ClientPayload:
+    async def set_persisted_queries_only(
+        self, info: strawberry.Info, input: SetPersistedQueriesOnlyInput
+    ) -> ClientPayload:
         return await mutate(
             info,
             lambda session: apq.set_persisted_only(
                 session=session, client_id=input.client_id, enabled=input.persisted_queries_only
             ),
-            lambda c, errors: ClientPayload(client=Client.from_model(c) if c else None, client_secret=None, errors=errors),
+            lambda c, errors: ClientPayload(
+                client=Client.from_model(c) if c else None, client_secret=None, errors=errors
+            ),
         )

@@ -1,7 +1,6 @@
 """Checkout mutations of a merchant: authorize, capture, void and refund a redemption."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -21,13 +20,15 @@ class AuthorizeRedemptionInput:
     amount_won: BigInt
     order_id: str
     idempotency_key: str
-    capture: Optional[bool] = strawberry.field(default=False, description="Capture at once: authorize and capture in one step.")
+    capture: bool | None = strawberry.field(
+        default=False, description="Capture at once: authorize and capture in one step."
+    )
 
 
 @strawberry.input
 class CaptureRedemptionInput:
     redemption_id: strawberry.ID
-    amount_won: Optional[BigInt] = strawberry.field(
+    amount_won: BigInt | None = strawberry.field(
         default=None, description="Defaults to the whole authorized amount; less captures part and releases the rest."
     )
     idempotency_key: str
@@ -44,12 +45,12 @@ class RefundRedemptionInput:
     redemption_id: strawberry.ID
     amount_won: BigInt
     idempotency_key: str
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 @strawberry.type
 class RedemptionPayload:
-    redemption: Optional[Redemption]
+    redemption: Redemption | None
     errors: list[UserError]
 
 

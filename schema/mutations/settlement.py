@@ -1,8 +1,7 @@
 """Settlement mutations: close (ADMIN), confirm and dispute (the two operators), and
 reconciliation reports and their discrepancies."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import sqlalchemy as sa
 import strawberry
@@ -33,7 +32,9 @@ class CloseSettlementInput:
 @strawberry.input
 class ConfirmSettlementInput:
     settlement_id: strawberry.ID
-    digest: str = strawberry.field(description="The digest the confirming operator computed; it must equal the statement's.")
+    digest: str = strawberry.field(
+        description="The digest the confirming operator computed; it must equal the statement's."
+    )
 
 
 @strawberry.input
@@ -44,7 +45,7 @@ class DisputeSettlementInput:
 
 @strawberry.type
 class SettlementPayload:
-    settlement: Optional[Settlement]
+    settlement: Settlement | None
     errors: list[UserError]
 
 
@@ -66,7 +67,7 @@ class SubmitReconciliationReportInput:
 
 @strawberry.type
 class ReconciliationPayload:
-    run: Optional[ReconciliationRun]
+    run: ReconciliationRun | None
     errors: list[UserError]
 
 
@@ -78,7 +79,7 @@ class ResolveDiscrepancyInput:
 
 @strawberry.type
 class DiscrepancyPayload:
-    discrepancy: Optional[Discrepancy]
+    discrepancy: Discrepancy | None
     errors: list[UserError]
 
 
@@ -130,29 +131,41 @@ class Mutation:
 
         return await mutate(info, work, _settlement_payload)
 
-    @strawberry.mutation(description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR))
+    @strawberry.mutation(
+        description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR)
+    )
     async def confirm_settlement(self, info: strawberry.Info, input: ConfirmSettlementInput) -> SettlementPayload:
         partner_id = _operator_party(info)
         return await mutate(
             info,
             lambda session: settlement_service.confirm_settlement(
-                session=session, settlement_id=_settlement_pk(input.settlement_id), partner_id=partner_id, digest=input.digest
+                session=session,
+                settlement_id=_settlement_pk(input.settlement_id),
+                partner_id=partner_id,
+                digest=input.digest,
             ),
             _settlement_payload,
         )
 
-    @strawberry.mutation(description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR))
+    @strawberry.mutation(
+        description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR)
+    )
     async def dispute_settlement(self, info: strawberry.Info, input: DisputeSettlementInput) -> SettlementPayload:
         partner_id = _operator_party(info)
         return await mutate(
             info,
             lambda session: settlement_service.dispute_settlement(
-                session=session, settlement_id=_settlement_pk(input.settlement_id), partner_id=partner_id, reason=input.reason
+                session=session,
+                settlement_id=_settlement_pk(input.settlement_id),
+                partner_id=partner_id,
+                reason=input.reason,
             ),
             _settlement_payload,
         )
 
-    @strawberry.mutation(description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR))
+    @strawberry.mutation(
+        description="OPERATOR party to the agreement.", extensions=needs("settlements:write", OPERATOR)
+    )
     async def submit_reconciliation_report(
         self, info: strawberry.Info, input: SubmitReconciliationReportInput
     ) -> ReconciliationPayload:
@@ -172,7 +185,9 @@ class Mutation:
                 period_start=input.period_start,
                 period_end=input.period_end,
             )
-            records = [ReportRecord(r.reference, FlowKind(r.kind.value), r.amount_won, r.occurred_at) for r in input.records]
+            records = [
+                ReportRecord(r.reference, FlowKind(r.kind.value), r.amount_won, r.occurred_at) for r in input.records
+            ]
             try:
                 return await reconciliation_service.stage_records(session=session, run=run, records=records)
             except InvalidInput as exc:
@@ -186,7 +201,8 @@ class Mutation:
         return payload
 
     @strawberry.mutation(
-        description="ADMIN, or an OPERATOR party to the run's agreement.", extensions=needs("settlements:write", OPERATOR)
+        description="ADMIN, or an OPERATOR party to the run's agreement.",
+        extensions=needs("settlements:write", OPERATOR),
     )
     async def resolve_discrepancy(self, info: strawberry.Info, input: ResolveDiscrepancyInput) -> DiscrepancyPayload:
         principal = principal_of(info)

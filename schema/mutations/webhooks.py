@@ -1,7 +1,6 @@
 """Webhook endpoints and redelivery: any partner (webhooks:manage), for itself only."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -21,8 +20,8 @@ class CreateWebhookEndpointInput:
 
 @strawberry.type
 class CreateWebhookEndpointPayload:
-    endpoint: Optional[WebhookEndpoint]
-    secret: Optional[str] = strawberry.field(description="Signing secret, shown once: whsec_ followed by base64.")
+    endpoint: WebhookEndpoint | None
+    secret: str | None = strawberry.field(description="Signing secret, shown once: whsec_ followed by base64.")
     errors: list[UserError]
 
 
@@ -33,7 +32,7 @@ class DeleteWebhookEndpointInput:
 
 @strawberry.type
 class WebhookEndpointPayload:
-    endpoint: Optional[WebhookEndpoint]
+    endpoint: WebhookEndpoint | None
     errors: list[UserError]
 
 
@@ -44,7 +43,7 @@ class RedeliverWebhookInput:
 
 @strawberry.type
 class WebhookDeliveryPayload:
-    delivery: Optional[WebhookDelivery]
+    delivery: WebhookDelivery | None
     errors: list[UserError]
 
 
@@ -58,7 +57,9 @@ def _pk(value: str, type_name: str, message: str, field: str) -> int:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Any partner, for itself.", extensions=needs("webhooks:manage"))
-    async def create_webhook_endpoint(self, info: strawberry.Info, input: CreateWebhookEndpointInput) -> CreateWebhookEndpointPayload:
+    async def create_webhook_endpoint(
+        self, info: strawberry.Info, input: CreateWebhookEndpointInput
+    ) -> CreateWebhookEndpointPayload:
         ctx = info.context
         principal = principal_of(info)
         allow_private = ctx.settings.webhook_allow_private
@@ -84,14 +85,20 @@ class Mutation:
         )
 
     @strawberry.mutation(extensions=needs("webhooks:manage"))
-    async def delete_webhook_endpoint(self, info: strawberry.Info, input: DeleteWebhookEndpointInput) -> WebhookEndpointPayload:
+    async def delete_webhook_endpoint(
+        self, info: strawberry.Info, input: DeleteWebhookEndpointInput
+    ) -> WebhookEndpointPayload:
         principal = principal_of(info)
 
         async def work(session):
             pk = _pk(input.id, "WebhookEndpoint", "No such webhook endpoint", "id")
-            return await webhook_service.delete_endpoint(session=session, partner_id=principal.partner_id, endpoint_id=pk)
+            return await webhook_service.delete_endpoint(
+                session=session, partner_id=principal.partner_id, endpoint_id=pk
+            )
 
-        return await mutate(info, work, lambda e, errors: WebhookEndpointPayload(endpoint=WebhookEndpoint.from_model(e), errors=errors))
+        return await mutate(
+            info, work, lambda e, errors: WebhookEndpointPayload(endpoint=WebhookEndpoint.from_model(e), errors=errors)
+        )
 
     @strawberry.mutation(extensions=needs("webhooks:manage"))
     async def redeliver_webhook(self, info: strawberry.Info, input: RedeliverWebhookInput) -> WebhookDeliveryPayload:
@@ -101,4 +108,6 @@ class Mutation:
             pk = _pk(input.delivery_id, "WebhookDelivery", "No such webhook delivery", "deliveryId")
             return await webhook_service.redeliver(session=session, partner_id=principal.partner_id, delivery_id=pk)
 
-        return await mutate(info, work, lambda d, errors: WebhookDeliveryPayload(delivery=WebhookDelivery.from_model(d), errors=errors))
+        return await mutate(
+            info, work, lambda d, errors: WebhookDeliveryPayload(delivery=WebhookDelivery.from_model(d), errors=errors)
+        )

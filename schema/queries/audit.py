@@ -1,7 +1,8 @@
 """`auditEvents`: the hash-chained audit log, newest first (ADMIN only); sealed events unless asked."""
+
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import sqlalchemy as sa
 import strawberry
@@ -14,12 +15,15 @@ from schema.types.audit import AuditEvent
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="ADMIN: the audit log, newest first: the events sealed into the hash chain.", extensions=needs("admin", ADMIN))
+    @strawberry.field(
+        description="ADMIN: the audit log, newest first: the events sealed into the hash chain.",
+        extensions=needs("admin", ADMIN),
+    )
     async def audit_events(
         self,
         info: strawberry.Info,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
+        first: int | None = 50,
+        after: str | None = None,
         include_unsealed: Annotated[
             bool,
             strawberry.argument(

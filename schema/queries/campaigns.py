@@ -1,8 +1,7 @@
 """Campaign queries. Who sees which campaign: gateway.campaigns.can_see (its sponsor, its
 beneficiary, every operator, ADMIN)."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -33,7 +32,7 @@ class Query:
         description="SPONSOR: its own campaign. BENEFICIARY: one for it. OPERATOR, ADMIN: any.",
         extensions=needs("donations:read", OPERATOR, SPONSOR, BENEFICIARY),
     )
-    async def campaign(self, info: strawberry.Info, code: str) -> Optional[Campaign]:
+    async def campaign(self, info: strawberry.Info, code: str) -> Campaign | None:
         row = await info.context.loaders.get("campaign_by_code", campaign_by_code).load(code)
         # Another sponsor's campaign answers like one that does not exist.
         return Campaign.from_model(row) if _visible(info, row) else None
@@ -45,9 +44,9 @@ class Query:
     async def campaigns(
         self,
         info: strawberry.Info,
-        status: Optional[CampaignStatusEnum] = None,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
+        status: CampaignStatusEnum | None = None,
+        first: int | None = 50,
+        after: str | None = None,
     ) -> Connection[Campaign]:
         principal = principal_of(info)
         stmt = campaign_service.visible_campaigns(

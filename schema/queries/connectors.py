@@ -1,5 +1,6 @@
 """The `connectors` query: ADMIN sees every connector; an OPERATOR or SPONSOR holding
 `connectors:write` (the scope of `syncConnector`) sees its own."""
+
 from __future__ import annotations
 
 import strawberry

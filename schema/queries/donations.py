@@ -1,8 +1,8 @@
 """Donations and donation statements."""
+
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import strawberry
 
@@ -19,7 +19,7 @@ from schema.pagination import Connection, paginate
 from schema.permissions import BENEFICIARY, OPERATOR, SPONSOR, needs, principal_of
 from schema.scalars import Date
 from schema.types.campaigns import campaign_by_id
-from schema.types.donations import DonationFilter, DonationStatement, Donation
+from schema.types.donations import Donation, DonationFilter, DonationStatement
 
 
 def _kind(principal) -> str:
@@ -36,7 +36,9 @@ async def _donation_node(info, pk: int) -> Donation | None:
         campaign: CampaignRow | None = await info.context.loaders.get("campaign", campaign_by_id).load(row.campaign_id)
         sponsor_id = campaign.sponsor_id if campaign else None
     principal = principal_of(info)
-    if not donation_service.can_see(row, partner_id=principal.partner_id, partner_kind=_kind(principal), sponsor_id=sponsor_id):
+    if not donation_service.can_see(
+        row, partner_id=principal.partner_id, partner_kind=_kind(principal), sponsor_id=sponsor_id
+    ):
         return None
     return Donation.from_model(row)
 
@@ -50,9 +52,9 @@ class Query:
     async def donations(
         self,
         info: strawberry.Info,
-        filter: Optional[DonationFilter] = None,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
+        filter: DonationFilter | None = None,
+        first: int | None = 50,
+        after: str | None = None,
     ) -> Connection[Donation]:
         principal = principal_of(info)
         stmt = donation_service.visible_donations(
@@ -70,7 +72,7 @@ class Query:
         extensions=needs("statements:read", SPONSOR),
     )
     async def donation_statement(
-        self, info: strawberry.Info, period_start: Date, period_end: Date, sponsor_code: Optional[str] = None
+        self, info: strawberry.Info, period_start: Date, period_end: Date, sponsor_code: str | None = None
     ) -> DonationStatement:
         principal = principal_of(info)
         ctx = info.context

@@ -1,7 +1,6 @@
 """Operator queries: one of its members, with balance, activity and ledger entries."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -45,7 +44,7 @@ class Query:
         description="OPERATOR: one of its own members. ADMIN: any member, operatorCode required.",
         extensions=needs("members:read", OPERATOR),
     )
-    async def member(self, info: strawberry.Info, external_id: str, operator_code: Optional[str] = None) -> Optional[Member]:
+    async def member(self, info: strawberry.Info, external_id: str, operator_code: str | None = None) -> Member | None:
         principal = principal_of(info)
         session = info.context.session
         if principal.is_admin:

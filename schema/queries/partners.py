@@ -1,11 +1,11 @@
 """Queries of the admin surface: viewer, partner, partners, agreements, node."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
-from gateway import models, partners as partner_service
+from gateway import models
+from gateway import partners as partner_service
 from gateway.models import PartnerKind
 from schema.ids import decode_id
 from schema.node import NODE_RESOLVERS, Node, node_resolver
@@ -31,7 +31,7 @@ async def _agreement_node(info, pk: int) -> Agreement | None:
 @strawberry.type
 class Query:
     @strawberry.field(extensions=needs(None))
-    async def node(self, info: strawberry.Info, id: strawberry.ID) -> Optional[Node]:
+    async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
         decoded = decode_id(id)
         if decoded is None or decoded[0] not in NODE_RESOLVERS:
             return None
@@ -47,23 +47,25 @@ class Query:
         )
 
     @strawberry.field(extensions=needs(None))
-    async def partner(self, info: strawberry.Info, code: str) -> Optional[Partner]:
+    async def partner(self, info: strawberry.Info, code: str) -> Partner | None:
         return Partner.from_model(await partner_service.get_by_code(info.context.session, code))
 
     @strawberry.field(description="ADMIN: every partner.", extensions=needs("admin", ADMIN))
     async def partners(
         self,
         info: strawberry.Info,
-        kind: Optional[PartnerKindEnum] = None,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
+        kind: PartnerKindEnum | None = None,
+        first: int | None = 50,
+        after: str | None = None,
     ) -> Connection[Partner]:
         stmt = partner_service.partners_query(kind=PartnerKind(kind.value) if kind else None)
         return await paginate(
             info, stmt, key=models.Partner.id, first=first, after=after, to_node=Partner.from_model, ascending=True
         )
 
-    @strawberry.field(description="OPERATOR: agreements it is party to. ADMIN: all.", extensions=needs("settlements:read", OPERATOR))
+    @strawberry.field(
+        description="OPERATOR: agreements it is party to. ADMIN: all.", extensions=needs("settlements:read", OPERATOR)
+    )
     async def agreements(self, info: strawberry.Info) -> list[Agreement]:
         principal = principal_of(info)
         stmt = partner_service.agreements_of(None if principal.is_admin else principal.partner_id)

@@ -1,7 +1,6 @@
 """Redemption queries: one by id, or a filtered list; each partner sees only its own."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -24,7 +23,9 @@ async def redemption_node(info, pk: int) -> Redemption | None:
     """The redemption if the caller may see it; otherwise None, exactly as for an unknown id."""
     principal = principal_of(info)
     row = await info.context.session.get(RedemptionRow, pk)
-    if row is None or not redemption_service.visible_to(row, partner_id=principal.partner_id, partner_kind=_kind(principal)):
+    if row is None or not redemption_service.visible_to(
+        row, partner_id=principal.partner_id, partner_kind=_kind(principal)
+    ):
         return None
     return Redemption.from_model(row)
 
@@ -32,7 +33,7 @@ async def redemption_node(info, pk: int) -> Redemption | None:
 @strawberry.type
 class Query:
     @strawberry.field(extensions=needs("redemptions:read", MERCHANT, OPERATOR))
-    async def redemption(self, info: strawberry.Info, id: strawberry.ID) -> Optional[Redemption]:
+    async def redemption(self, info: strawberry.Info, id: strawberry.ID) -> Redemption | None:
         pk = decode_pk(id, "Redemption")
         return None if pk is None else await redemption_node(info, pk)
 
@@ -43,9 +44,9 @@ class Query:
     async def redemptions(
         self,
         info: strawberry.Info,
-        filter: Optional[RedemptionFilter] = None,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
+        filter: RedemptionFilter | None = None,
+        first: int | None = 50,
+        after: str | None = None,
     ) -> Connection[Redemption]:
         principal = principal_of(info)
         f = filter or RedemptionFilter()

@@ -1,7 +1,6 @@
 """Settlement and reconciliation queries: operators see those of the agreements they are party to."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -63,7 +62,7 @@ async def discrepancy_node(info, pk: int) -> Discrepancy | None:
 @strawberry.type
 class Query:
     @strawberry.field(extensions=needs("settlements:read", OPERATOR))
-    async def settlement(self, info: strawberry.Info, id: strawberry.ID) -> Optional[Settlement]:
+    async def settlement(self, info: strawberry.Info, id: strawberry.ID) -> Settlement | None:
         pk = decode_pk(id, "Settlement")
         return None if pk is None else await settlement_node(info, pk)
 
@@ -77,10 +76,10 @@ class Query:
     async def settlements(
         self,
         info: strawberry.Info,
-        agreement_code: Optional[str] = None,
-        status: Optional[SettlementStatusEnum] = None,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
+        agreement_code: str | None = None,
+        status: SettlementStatusEnum | None = None,
+        first: int | None = 50,
+        after: str | None = None,
     ) -> Connection[Settlement]:
         stmt = settlement_service.settlements_query(
             partner_id=party_filter(info),
@@ -90,7 +89,7 @@ class Query:
         return await paginate(info, stmt, key=SettlementRow.id, first=first, after=after, to_node=Settlement.from_model)
 
     @strawberry.field(extensions=needs("settlements:read", OPERATOR))
-    async def reconciliation_run(self, info: strawberry.Info, id: strawberry.ID) -> Optional[ReconciliationRun]:
+    async def reconciliation_run(self, info: strawberry.Info, id: strawberry.ID) -> ReconciliationRun | None:
         pk = decode_pk(id, "ReconciliationRun")
         return None if pk is None else await run_node(info, pk)
 

@@ -1,12 +1,12 @@
 """Webhook endpoints and deliveries: every partner (webhooks:manage) sees its own only."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
 from gateway import webhooks as webhook_service
-from gateway.models.webhooks import DeliveryStatus, WebhookDelivery as DeliveryRow
+from gateway.models.webhooks import DeliveryStatus
+from gateway.models.webhooks import WebhookDelivery as DeliveryRow
 from schema.errors import graphql_error
 from schema.ids import decode_pk
 from schema.pagination import Connection, paginate
@@ -26,10 +26,10 @@ class Query:
     async def webhook_deliveries(
         self,
         info: strawberry.Info,
-        endpoint_id: Optional[strawberry.ID] = None,
-        status: Optional[DeliveryStatusEnum] = None,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
+        endpoint_id: strawberry.ID | None = None,
+        status: DeliveryStatusEnum | None = None,
+        first: int | None = 50,
+        after: str | None = None,
     ) -> Connection[WebhookDelivery]:
         partner_id = principal_of(info).partner_id
         endpoint_pk = None
@@ -42,4 +42,6 @@ class Query:
         stmt = webhook_service.deliveries_of(
             partner_id, endpoint_id=endpoint_pk, status=DeliveryStatus(status.value) if status else None
         )
-        return await paginate(info, stmt, key=DeliveryRow.id, first=first, after=after, to_node=WebhookDelivery.from_model)
+        return await paginate(
+            info, stmt, key=DeliveryRow.id, first=first, after=after, to_node=WebhookDelivery.from_model
+        )

@@ -1,7 +1,6 @@
 """The audit log as partners' ADMIN sees it."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -11,7 +10,7 @@ from schema.scalars import DateTime
 from schema.types.partners import Partner
 
 
-async def _partner(root: "AuditEvent", info: strawberry.Info) -> Optional[Partner]:
+async def _partner(root: AuditEvent, info: strawberry.Info) -> Partner | None:
     if root.partner_id is None:
         return None
     return Partner.from_model(await info.context.loaders.partner.load(root.partner_id))
@@ -22,7 +21,7 @@ class AuditEvent:
     id: strawberry.ID
     at: DateTime
     client_id: str
-    partner: Optional[Partner] = strawberry.field(resolver=_partner)
+    partner: Partner | None = strawberry.field(resolver=_partner)
     operation: str
     outcome: str
     hash: str = strawberry.field(
@@ -32,13 +31,13 @@ class AuditEvent:
     sealed: bool = strawberry.field(
         description="Whether the event is in the hash chain yet (the sealer chains new events within seconds)."
     )
-    sequence: Optional[int] = strawberry.field(
+    sequence: int | None = strawberry.field(
         description="The event's position in the hash chain (1, 2, ...); null until sealed."
     )
-    partner_id: strawberry.Private[Optional[int]]
+    partner_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_model(cls, row: models.AuditEvent) -> "AuditEvent":
+    def from_model(cls, row: models.AuditEvent) -> AuditEvent:
         return cls(
             id=strawberry.ID(encode_id("AuditEvent", row.id)),
             at=row.at,

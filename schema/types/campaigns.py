@@ -1,16 +1,14 @@
 """Campaigns: a sponsor's pledge to a beneficiary, with its running commitment."""
+
 from __future__ import annotations
 
-from typing import Optional
-
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from gateway import campaigns as campaign_service
 from gateway.models.campaigns import Campaign as CampaignRow
 from gateway.models.campaigns import CampaignStatus
 from schema.dataloaders import by_column
-from strawberry.dataloader import DataLoader
-
 from schema.ids import encode_id
 from schema.node import Node
 from schema.scalars import BigInt, Date, Decimal
@@ -29,7 +27,9 @@ class Campaign(Node):
     won_per_km: BigInt = strawberry.field(
         description="The sponsor donates this many won per km walked by participants in the period."
     )
-    goal_steps: Optional[BigInt] = strawberry.field(description="Challenge: steps a participant must reach within the period.")
+    goal_steps: BigInt | None = strawberry.field(
+        description="Challenge: steps a participant must reach within the period."
+    )
     won_per_achiever: BigInt = strawberry.field(
         description="The sponsor donates this once for each participant who reaches goalSteps."
     )
@@ -56,7 +56,7 @@ class Campaign(Node):
         return campaign_service.campaign_status(self.row, campaign_service.seoul_today())
 
     @classmethod
-    def from_model(cls, row: CampaignRow | None) -> "Campaign | None":
+    def from_model(cls, row: CampaignRow | None) -> Campaign | None:
         if row is None:
             return None
         return cls(

@@ -1,13 +1,13 @@
 """Connectors and their runs."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
 from gateway import connectors as connector_service
-from gateway.models.connectors import ConnectorConfig, ConnectorJob, ConnectorRun as RunRow, ConnectorStatus
+from gateway.models.connectors import ConnectorConfig, ConnectorJob, ConnectorStatus
+from gateway.models.connectors import ConnectorRun as RunRow
 from schema.ids import encode_id
 from schema.scalars import BigInt, DateTime
 from schema.types.partners import Partner, load_partner
@@ -23,13 +23,15 @@ class ConnectorRun:
     job: ConnectorJobEnum
     status: ReconciliationStatusEnum
     records: BigInt
-    error: Optional[str]
+    error: str | None
     started_at: DateTime
-    finished_at: Optional[DateTime]
-    trigger: str = strawberry.field(description='What started the run: "manual" (syncConnector, the CLI) or "schedule".')
+    finished_at: DateTime | None
+    trigger: str = strawberry.field(
+        description='What started the run: "manual" (syncConnector, the CLI) or "schedule".'
+    )
 
     @classmethod
-    def from_model(cls, row: RunRow | None) -> "ConnectorRun | None":
+    def from_model(cls, row: RunRow | None) -> ConnectorRun | None:
         if row is None:
             return None
         return cls(
@@ -62,11 +64,11 @@ def _runs_loader(ctx) -> DataLoader:
 class Connector:
     kind: str = strawberry.field(description="Registered connector type, e.g. http-json or csv-batch.")
     status: ConnectorStatusEnum
-    last_sync_at: Optional[DateTime]
-    last_error: Optional[str]
+    last_sync_at: DateTime | None
+    last_error: str | None
     jobs: list[ConnectorJobEnum] = strawberry.field(description="The jobs this connector serves.")
-    schedule_seconds: Optional[int] = strawberry.field(description="Runs every this many seconds; null: on demand only.")
-    next_sync_at: Optional[DateTime] = strawberry.field(description="When the schedule runs it next.")
+    schedule_seconds: int | None = strawberry.field(description="Runs every this many seconds; null: on demand only.")
+    next_sync_at: DateTime | None = strawberry.field(description="When the schedule runs it next.")
     partner_id: strawberry.Private[int]
     pk: strawberry.Private[int]
 
@@ -75,13 +77,13 @@ class Connector:
         return await load_partner(info, self.partner_id)
 
     @strawberry.field(description="The newest runs first.")
-    async def runs(self, info: strawberry.Info, first: Optional[int] = 20) -> list[ConnectorRun]:
+    async def runs(self, info: strawberry.Info, first: int | None = 20) -> list[ConnectorRun]:
         n = max(0, min(first if first is not None else 20, info.context.settings.max_page_size))
         rows = await info.context.loaders.get("connector_runs", _runs_loader).load((self.pk, n))
         return [ConnectorRun.from_model(row) for row in rows]
 
     @classmethod
-    def from_model(cls, row: ConnectorConfig | None) -> "Connector | None":
+    def from_model(cls, row: ConnectorConfig | None) -> Connector | None:
         if row is None:
             return None
         return cls(

@@ -1,17 +1,16 @@
 """Point donations and donation statements."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
 from gateway.models import Partner as PartnerRow
 from gateway.models.campaigns import Donation as DonationRow
 from gateway.statements import Statement
+from schema.dataloaders import by_column
 from schema.ids import encode_id
 from schema.node import Node
 from schema.scalars import BigInt, Date, DateTime, Decimal
-from schema.dataloaders import by_column
 from schema.types.campaigns import Campaign, load_campaign, load_campaign_by_code
 from schema.types.partners import Partner, load_partner
 
@@ -36,13 +35,13 @@ class Donation(Node):
         return await load_partner(info, self.row.beneficiary_id)
 
     @strawberry.field
-    async def campaign(self, info: strawberry.Info) -> Optional[Campaign]:
+    async def campaign(self, info: strawberry.Info) -> Campaign | None:
         if self.row.campaign_id is None:
             return None
         return await load_campaign(info, self.row.campaign_id)
 
     @classmethod
-    def from_model(cls, row: DonationRow | None) -> "Donation | None":
+    def from_model(cls, row: DonationRow | None) -> Donation | None:
         if row is None:
             return None
         return cls(
@@ -59,10 +58,10 @@ class Donation(Node):
 
 @strawberry.input
 class DonationFilter:
-    campaign_code: Optional[str] = None
-    beneficiary_code: Optional[str] = None
-    from_: Optional[DateTime] = strawberry.field(default=None, name="from")
-    to: Optional[DateTime] = None
+    campaign_code: str | None = None
+    beneficiary_code: str | None = None
+    from_: DateTime | None = strawberry.field(default=None, name="from")
+    to: DateTime | None = None
 
 
 def partner_by_code(ctx):
@@ -115,7 +114,7 @@ class DonationStatement:
         return await load_partner(info, self.sponsor_id)
 
     @classmethod
-    def of(cls, statement: Statement, *, sponsor_id: int, urls: dict[str, str]) -> "DonationStatement":
+    def of(cls, statement: Statement, *, sponsor_id: int, urls: dict[str, str]) -> DonationStatement:
         return cls(
             period_start=statement.period_start,
             period_end=statement.period_end,

@@ -1,4 +1,5 @@
 """Exchanges between programs: the `Exchange` type (it names no member on either side)."""
+
 from __future__ import annotations
 
 import strawberry
@@ -34,7 +35,7 @@ class Exchange(Node):
         return await load_partner(info, self.row.to_operator_id)
 
     @classmethod
-    def from_model(cls, row: ExchangeRow | None) -> "Exchange | None":
+    def from_model(cls, row: ExchangeRow | None) -> Exchange | None:
         if row is None:
             return None
         return cls(

@@ -1,14 +1,15 @@
 """Members, balances, ledger entries, walking activity and member codes."""
+
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import strawberry
 
 from gateway import members as member_service
-from gateway.models import ActivityRecord, ActivityStatus, EntryKind, LedgerEntry as LedgerEntryRow
+from gateway.models import ActivityRecord, ActivityStatus, EntryKind, MemberCodePurpose, MemberStatus
+from gateway.models import LedgerEntry as LedgerEntryRow
 from gateway.models import Member as MemberRow
-from gateway.models import MemberCodePurpose, MemberStatus
 from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import Connection, after_position, check_first, connection
@@ -37,11 +38,11 @@ class LedgerEntry(Node):
     unit: str
     balance_after: BigInt
     reference: str = strawberry.field(description="Reference shared with every partner the movement concerns.")
-    memo: Optional[str]
+    memo: str | None
     created_at: DateTime
 
     @classmethod
-    def from_model(cls, row: LedgerEntryRow) -> "LedgerEntry":
+    def from_model(cls, row: LedgerEntryRow) -> LedgerEntry:
         return cls(
             id=strawberry.ID(encode_id("LedgerEntry", row.id)),
             kind=row.kind,
@@ -60,11 +61,11 @@ class Activity:
     steps: int
     distance_meters: int
     points_credited: BigInt
-    source: Optional[str]
+    source: str | None
     updated_at: DateTime
 
     @classmethod
-    def from_model(cls, row: ActivityRecord) -> "Activity":
+    def from_model(cls, row: ActivityRecord) -> Activity:
         return cls(
             date=row.date,
             steps=row.steps,
@@ -98,10 +99,10 @@ class Member(Node):
     async def activities(
         self,
         info: strawberry.Info,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
-        from_: Annotated[Optional[Date], strawberry.argument(name="from")] = None,
-        to: Optional[Date] = None,
+        first: int | None = 50,
+        after: str | None = None,
+        from_: Annotated[Date | None, strawberry.argument(name="from")] = None,
+        to: Date | None = None,
     ) -> Connection[Activity]:
         import datetime as dt
 
@@ -116,18 +117,26 @@ class Member(Node):
             date_to=to,
         )
         return connection(
-            rows, n, cursor_of=lambda r: r.date.toordinal(), to_node=Activity.from_model, has_previous=position is not None
+            rows,
+            n,
+            cursor_of=lambda r: r.date.toordinal(),
+            to_node=Activity.from_model,
+            has_previous=position is not None,
         )
 
     @strawberry.field
-    async def entries(self, info: strawberry.Info, first: Optional[int] = 50, after: Optional[str] = None) -> Connection[LedgerEntry]:
+    async def entries(
+        self, info: strawberry.Info, first: int | None = 50, after: str | None = None
+    ) -> Connection[LedgerEntry]:
         n = check_first(info, first)
         position = after_position(after)
         rows = await member_service.entries(info.context.session, self.row, limit=n + 1, before_id=position)
-        return connection(rows, n, cursor_of=lambda r: r.id, to_node=LedgerEntry.from_model, has_previous=position is not None)
+        return connection(
+            rows, n, cursor_of=lambda r: r.id, to_node=LedgerEntry.from_model, has_previous=position is not None
+        )
 
     @classmethod
-    def from_model(cls, row: MemberRow | None) -> "Member | None":
+    def from_model(cls, row: MemberRow | None) -> Member | None:
         if row is None:
             return None
         return cls(
@@ -154,4 +163,4 @@ class ActivityResult:
     points_credited: BigInt = strawberry.field(
         description="Points credited (or, for a downward correction, debited) by this record."
     )
-    reason: Optional[str]
+    reason: str | None

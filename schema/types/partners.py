@@ -1,7 +1,6 @@
 """Partners, clients, agreements and the viewer."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -30,18 +29,18 @@ class Partner(Node):
     name: str
     kind: PartnerKindEnum
     created_at: DateTime
-    unit: Optional[PointUnit]
-    operator_id: strawberry.Private[Optional[int]]
+    unit: PointUnit | None
+    operator_id: strawberry.Private[int | None]
     pk: strawberry.Private[int]
 
     @strawberry.field(description="For a MERCHANT: the operator it is affiliated with.")
-    async def operator(self, info: strawberry.Info) -> Optional["Partner"]:
+    async def operator(self, info: strawberry.Info) -> Partner | None:
         if self.operator_id is None:
             return None
         return Partner.from_model(await info.context.loaders.partner.load(self.operator_id))
 
     @classmethod
-    def from_model(cls, row: models.Partner | None) -> "Partner | None":
+    def from_model(cls, row: models.Partner | None) -> Partner | None:
         if row is None:
             return None
         unit = PointUnit(code=row.unit_code, won_per_point=row.won_per_point) if row.unit_code else None
@@ -86,7 +85,7 @@ class Client:
         return await load_partner(info, self.partner_id)
 
     @classmethod
-    def from_model(cls, row: models.OAuthClient) -> "Client":
+    def from_model(cls, row: models.OAuthClient) -> Client:
         return cls(
             client_id=row.client_id,
             scopes=row.scopes,
@@ -102,12 +101,14 @@ class Client:
 class Agreement(Node):
     id: strawberry.ID
     code: str
-    cross_redemption: bool = strawberry.field(description="Members of either operator may pay at the other's merchants.")
+    cross_redemption: bool = strawberry.field(
+        description="Members of either operator may pay at the other's merchants."
+    )
     point_exchange: bool = strawberry.field(description="Members may exchange points between the two programs.")
     fee_bps: int
     settlement_period: SettlementPeriodEnum
     starts_on: Date
-    ends_on: Optional[Date]
+    ends_on: Date | None
     status: AgreementStatusEnum
     operator_a_id: strawberry.Private[int]
     operator_b_id: strawberry.Private[int]
@@ -122,7 +123,7 @@ class Agreement(Node):
         return await load_partner(info, self.operator_b_id)
 
     @classmethod
-    def from_model(cls, row: models.Agreement) -> "Agreement":
+    def from_model(cls, row: models.Agreement) -> Agreement:
         return cls(
             id=strawberry.ID(encode_id("Agreement", row.id)),
             code=row.code,

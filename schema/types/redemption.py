@@ -1,7 +1,6 @@
 """Redemptions at checkout: the `Redemption` type, its status and its list filter."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
@@ -30,7 +29,7 @@ class Redemption(Node):
     )
     unit: str
     created_at: DateTime
-    expires_at: Optional[DateTime] = strawberry.field(
+    expires_at: DateTime | None = strawberry.field(
         description="Until when an AUTHORIZED hold stands before it expires."
     )
     row: strawberry.Private[RedemptionRow]
@@ -44,7 +43,7 @@ class Redemption(Node):
         return await load_partner(info, self.row.member_operator_id)
 
     @classmethod
-    def from_model(cls, row: RedemptionRow | None) -> "Redemption | None":
+    def from_model(cls, row: RedemptionRow | None) -> Redemption | None:
         if row is None:
             return None
         return cls(
@@ -66,10 +65,10 @@ class Redemption(Node):
 
 @strawberry.input
 class RedemptionFilter:
-    status: Optional[RedemptionStatusEnum] = None
-    order_id: Optional[str] = None
-    from_: Optional[DateTime] = strawberry.field(default=None, name="from", description="Created at or after.")
-    to: Optional[DateTime] = strawberry.field(default=None, description="Created before.")
-    reference: Optional[str] = strawberry.field(
+    status: RedemptionStatusEnum | None = None
+    order_id: str | None = None
+    from_: DateTime | None = strawberry.field(default=None, name="from", description="Created at or after.")
+    to: DateTime | None = strawberry.field(default=None, description="Created before.")
+    reference: str | None = strawberry.field(
         default=None, description="The movement's reference, as webhook events and ledger entries quote it."
     )

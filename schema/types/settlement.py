@@ -4,10 +4,10 @@ An OPEN settlement (the period now collecting movements) shows provisional figur
 computed at read time, and empty `digest`, `signature` and `documentUrl`: only closing
 signs a document.
 """
+
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
 
 import strawberry
 
@@ -16,17 +16,27 @@ from gateway import reconciliation as reconciliation_service
 from gateway import settlement as settlement_service
 from gateway.models import (
     Agreement as AgreementRow,
+)
+from gateway.models import (
     Discrepancy as DiscrepancyRow,
+)
+from gateway.models import (
     DiscrepancyKind,
     DiscrepancyStatus,
     FlowKind,
-    ReconciliationRun as RunRow,
     ReconciliationStatus,
-    Settlement as SettlementRow,
-    SettlementLine as LineRow,
     SettlementResponse,
     SettlementResponseKind,
     SettlementStatus,
+)
+from gateway.models import (
+    ReconciliationRun as RunRow,
+)
+from gateway.models import (
+    Settlement as SettlementRow,
+)
+from gateway.models import (
+    SettlementLine as LineRow,
 )
 from schema.dataloaders import by_column, grouped_by
 from schema.ids import encode_id
@@ -77,7 +87,7 @@ class SettlementLine:
         return await load_partner(info, self.payee_id)
 
     @classmethod
-    def of(cls, line) -> "SettlementLine":
+    def of(cls, line) -> SettlementLine:
         return cls(
             kind=line.kind,
             count=line.count,
@@ -98,7 +108,7 @@ class Settlement(Node):
     row: strawberry.Private[SettlementRow]
     #: OPEN only: the provisional lines and net, computed once per object (its sibling
     #: fields await the same future).
-    _provisional: strawberry.Private[Optional[asyncio.Future]] = None
+    _provisional: strawberry.Private[asyncio.Future | None] = None
 
     async def _open_figures(self, info: strawberry.Info) -> tuple[list, settlement_service.NetFigures]:
         if self._provisional is None:
@@ -126,12 +136,12 @@ class Settlement(Node):
         return [SettlementLine.of(line) for line in rows]
 
     @strawberry.field(description="Who pays the net amount; null when it nets to zero.")
-    async def net_payer(self, info: strawberry.Info) -> Optional[Partner]:
+    async def net_payer(self, info: strawberry.Info) -> Partner | None:
         payer = (await self._open_figures(info))[1].payer_id if self.is_open else self.row.net_payer_id
         return await load_partner(info, payer) if payer else None
 
     @strawberry.field
-    async def net_payee(self, info: strawberry.Info) -> Optional[Partner]:
+    async def net_payee(self, info: strawberry.Info) -> Partner | None:
         payee = (await self._open_figures(info))[1].payee_id if self.is_open else self.row.net_payee_id
         return await load_partner(info, payee) if payee else None
 
@@ -165,12 +175,12 @@ class Settlement(Node):
         return [await load_partner(info, r.partner_id) for r in responses if r.kind == SettlementResponseKind.CONFIRMED]
 
     @strawberry.field
-    async def dispute_reason(self, info: strawberry.Info) -> Optional[str]:
+    async def dispute_reason(self, info: strawberry.Info) -> str | None:
         responses = await info.context.loaders.get("settlement_responses", _responses_loader).load(self.row.id)
         return settlement_service.dispute_reason(responses)
 
     @classmethod
-    def from_model(cls, row: SettlementRow | None) -> "Settlement | None":
+    def from_model(cls, row: SettlementRow | None) -> Settlement | None:
         if row is None:
             return None
         return cls(
@@ -191,13 +201,13 @@ class Discrepancy(Node):
     id: strawberry.ID
     reference: str
     kind: DiscrepancyKindEnum
-    gateway_amount_won: Optional[BigInt]
-    partner_amount_won: Optional[BigInt]
+    gateway_amount_won: BigInt | None
+    partner_amount_won: BigInt | None
     status: DiscrepancyStatusEnum
-    resolution: Optional[str]
+    resolution: str | None
 
     @classmethod
-    def from_model(cls, row: DiscrepancyRow | None) -> "Discrepancy | None":
+    def from_model(cls, row: DiscrepancyRow | None) -> Discrepancy | None:
         if row is None:
             return None
         return cls(
@@ -224,7 +234,7 @@ class ReconciliationRun(Node):
     amount_mismatch: BigInt
     duplicates: BigInt
     started_at: DateTime
-    finished_at: Optional[DateTime]
+    finished_at: DateTime | None
     row: strawberry.Private[RunRow]
 
     @strawberry.field
@@ -239,9 +249,9 @@ class ReconciliationRun(Node):
     async def discrepancies(
         self,
         info: strawberry.Info,
-        first: Optional[int] = 50,
-        after: Optional[str] = None,
-        kind: Optional[DiscrepancyKindEnum] = None,
+        first: int | None = 50,
+        after: str | None = None,
+        kind: DiscrepancyKindEnum | None = None,
     ) -> Connection[Discrepancy]:
         stmt = reconciliation_service.discrepancies_query(self.row.id, DiscrepancyKind(kind.value) if kind else None)
         return await paginate(
@@ -249,7 +259,7 @@ class ReconciliationRun(Node):
         )
 
     @classmethod
-    def from_model(cls, row: RunRow | None) -> "ReconciliationRun | None":
+    def from_model(cls, row: RunRow | None) -> ReconciliationRun | None:
         if row is None:
             return None
         return cls(

@@ -1,11 +1,12 @@
 """Webhook endpoints and deliveries."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import strawberry
 
-from gateway.models.webhooks import DeliveryStatus, WebhookDelivery as DeliveryRow, WebhookEndpoint as EndpointRow
+from gateway.models.webhooks import DeliveryStatus
+from gateway.models.webhooks import WebhookDelivery as DeliveryRow
+from gateway.models.webhooks import WebhookEndpoint as EndpointRow
 from schema.dataloaders import by_column
 from schema.ids import encode_id
 from schema.scalars import DateTime
@@ -20,12 +21,12 @@ class WebhookEndpoint:
     event_types: list[str]
     enabled: bool
     created_at: DateTime
-    disabled_reason: Optional[str] = strawberry.field(
+    disabled_reason: str | None = strawberry.field(
         description='Why it is disabled: "gone" (it answered 410) or "deleted"; null while enabled.'
     )
 
     @classmethod
-    def from_model(cls, row: EndpointRow | None) -> "WebhookEndpoint | None":
+    def from_model(cls, row: EndpointRow | None) -> WebhookEndpoint | None:
         if row is None:
             return None
         return cls(
@@ -49,18 +50,20 @@ class WebhookDelivery:
     event_type: str
     status: DeliveryStatusEnum
     attempts: int
-    last_status_code: Optional[int]
-    last_error: Optional[str]
-    next_attempt_at: Optional[DateTime]
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: DateTime | None
     created_at: DateTime
     endpoint_id: strawberry.Private[int]
 
     @strawberry.field
     async def endpoint(self, info: strawberry.Info) -> WebhookEndpoint:
-        return WebhookEndpoint.from_model(await info.context.loaders.get("webhook_endpoint", _endpoint_loader).load(self.endpoint_id))
+        return WebhookEndpoint.from_model(
+            await info.context.loaders.get("webhook_endpoint", _endpoint_loader).load(self.endpoint_id)
+        )
 
     @classmethod
-    def from_model(cls, row: DeliveryRow | None) -> "WebhookDelivery | None":
+    def from_model(cls, row: DeliveryRow | None) -> WebhookDelivery | None:
         if row is None:
             return None
         return cls(

@@ -1,4 +1,5 @@
 """Shared helpers for the auth tests: partners with clients, tokens taken apart, tokens forged."""
+
 from __future__ import annotations
 
 import base64
@@ -38,7 +39,12 @@ def operator(db):
     counter = iter(range(1, 100))
 
     async def make(
-        code: str = "seoul-walk", *, unit: str | None = None, scopes=OPERATOR_SCOPES, auth_method=CLIENT_SECRET_BASIC, private_key=None
+        code: str = "seoul-walk",
+        *,
+        unit: str | None = None,
+        scopes=OPERATOR_SCOPES,
+        auth_method=CLIENT_SECRET_BASIC,
+        private_key=None,
     ):
         return await register_partner(
             db,

@@ -1,4 +1,5 @@
 """RFC 7662 introspection and RFC 7009 revocation over real HTTP."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,8 @@ import httpx
 
 from tests.auth.conftest import VIEWER, claims_of, forge
 from tests.support.auth import (
-    PRIVATE_KEY_JWT,
     ASSERTION_TYPE,
+    PRIVATE_KEY_JWT,
     client_assertion,
     get_token,
     post_graphql,
@@ -21,7 +22,9 @@ def introspect(live_server, token: str, auth) -> httpx.Response:
 
 
 def revoke(live_server, token: str, auth) -> httpx.Response:
-    return httpx.post(live_server.url + "/oauth/revoke", data={"token": token, "token_type_hint": "access_token"}, auth=auth)
+    return httpx.post(
+        live_server.url + "/oauth/revoke", data={"token": token, "token_type_hint": "access_token"}, auth=auth
+    )
 
 
 async def test_a_client_introspects_its_own_active_token(operator, live_server):
@@ -50,7 +53,9 @@ async def test_introspection_says_inactive_for_anything_not_usable(operator, liv
     token = get_token(live_server.url, mine.client_id, mine.client_secret)
     others_token = get_token(live_server.url, other.client_id, other.client_secret)
     now = int(time.time())
-    expired = forge(server_keys, live_server, claims={**claims_of(token), "jti": "old", "iat": now - 999, "exp": now - 5})
+    expired = forge(
+        server_keys, live_server, claims={**claims_of(token), "jti": "old", "iat": now - 999, "exp": now - 5}
+    )
 
     for inactive in ("garbage", token[:-4] + "AAAA", expired, others_token):
         response = introspect(live_server, inactive, auth)

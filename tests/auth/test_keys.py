@@ -1,5 +1,6 @@
 """The key store: keys encrypted at rest, race-safe creation, rotation without breaking
 tokens already issued, the JWKS, and detached signatures for documents."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +35,10 @@ async def test_first_start_creates_one_key_of_each_kind(db, settings):
     assert sorted(r.alg for r in rows) == ["ES256", "EdDSA"]
     assert all(r.retired_at is None and r.publish_until is None for r in rows)
     jwks = await store.jwks()
-    assert {(k["kty"], k.get("crv"), k["alg"]) for k in jwks["keys"]} == {("EC", "P-256", "ES256"), ("OKP", "Ed25519", "EdDSA")}
+    assert {(k["kty"], k.get("crv"), k["alg"]) for k in jwks["keys"]} == {
+        ("EC", "P-256", "ES256"),
+        ("OKP", "Ed25519", "EdDSA"),
+    }
 
 
 async def test_private_keys_are_stored_only_encrypted(db, settings):
@@ -117,7 +121,11 @@ async def test_a_retired_token_key_is_published_until_its_last_token_expires(db,
     rows = {r.kid: r for r in await _rows(db)}
     retired = rows[old_es256]
     lifetime = retired.publish_until - retired.retired_at
-    assert dt.timedelta(seconds=settings.access_token_ttl) < lifetime <= dt.timedelta(seconds=settings.access_token_ttl + 300)
+    assert (
+        dt.timedelta(seconds=settings.access_token_ttl)
+        < lifetime
+        <= dt.timedelta(seconds=settings.access_token_ttl + 300)
+    )
     # Document signatures live on: a retired document key stays published.
     assert rows[old_eddsa].retired_at is not None and rows[old_eddsa].publish_until is None
 
@@ -155,7 +163,12 @@ async def test_the_token_key_rotates_on_schedule(db, settings):
         await session.execute(
             sa.update(SigningKey)
             .where(SigningKey.kid == first)
-            .values(created_at=sa.literal(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=settings.signing_key_rotation_days + 1), SigningKey.created_at.type))
+            .values(
+                created_at=sa.literal(
+                    dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.signing_key_rotation_days + 1),
+                    SigningKey.created_at.type,
+                )
+            )
         )
     await KeyStore(db=db, settings=settings).ensure_keys()  # a restart rotates what is due
 
@@ -209,7 +222,7 @@ async def test_housekeeping_jobs_rotate_when_due_and_forget_expired_jtis(db, set
 
     ctx = JobContext(db=db, settings=settings)
     await KeyStore(db=db, settings=settings).ensure_keys()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     async with db.transaction() as session:
         session.add_all(
             [

@@ -1,5 +1,6 @@
 """/graphql over real HTTP: a valid bearer token opens it, anything else is 401 with
 `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body."""
+
 from __future__ import annotations
 
 import hashlib
@@ -134,7 +135,10 @@ async def test_a_document_key_cannot_sign_access_tokens(operator, live_server, s
     document_key = server_keys.signing_key("EdDSA")
 
     forged = jwt.encode(
-        {"alg": "EdDSA", "typ": "at+jwt", "kid": document_key.kid}, claims_of(token), document_key, registry=jws_registry(["EdDSA"])
+        {"alg": "EdDSA", "typ": "at+jwt", "kid": document_key.kid},
+        claims_of(token),
+        document_key,
+        registry=jws_registry(["EdDSA"]),
     )
 
     assert_refused(post_graphql(live_server.url, forged, VIEWER), "'EdDSA' is not accepted")
@@ -145,9 +149,14 @@ async def test_a_revoked_token_is_refused(operator, live_server):
     token = get_token(live_server.url, reg.client_id, reg.client_secret)
     assert post_graphql(live_server.url, token, VIEWER).status_code == 200
 
-    revoked = httpx.post(live_server.url + "/oauth/revoke", data={"token": token}, auth=(reg.client_id, reg.client_secret))
+    revoked = httpx.post(
+        live_server.url + "/oauth/revoke", data={"token": token}, auth=(reg.client_id, reg.client_secret)
+    )
 
     assert revoked.status_code == 200
     assert_refused(post_graphql(live_server.url, token, VIEWER), "revoked")
     # A fresh token of the same client still works.
-    assert post_graphql(live_server.url, get_token(live_server.url, reg.client_id, reg.client_secret), VIEWER).status_code == 200
+    assert (
+        post_graphql(live_server.url, get_token(live_server.url, reg.client_id, reg.client_secret), VIEWER).status_code
+        == 200
+    )

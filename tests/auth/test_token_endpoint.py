@@ -1,5 +1,6 @@
 """POST /oauth/token over real HTTP: the client_credentials grant with each client
 authentication method, the scope policy, RFC 6749 errors and the failed-login brake."""
+
 from __future__ import annotations
 
 import hashlib
@@ -52,7 +53,11 @@ async def test_basic_client_gets_an_rfc9068_token_that_opens_graphql(operator, l
     assert claims["partner"] == "seoul-walk" and claims["partner_kind"] == "OPERATOR"
     assert claims["jti"] and claims["exp"] - claims["iat"] == live_server.settings.access_token_ttl
     viewer = _viewer(live_server, body["access_token"])
-    assert viewer == {"clientId": reg.client_id, "scopes": OPERATOR_SCOPES, "partner": {"code": "seoul-walk", "kind": "OPERATOR"}}
+    assert viewer == {
+        "clientId": reg.client_id,
+        "scopes": OPERATOR_SCOPES,
+        "partner": {"code": "seoul-walk", "kind": "OPERATOR"},
+    }
 
 
 async def test_post_client_gets_a_token_with_credentials_in_the_body(operator, live_server):
@@ -91,7 +96,9 @@ async def test_client_secrets_are_stored_only_as_argon2id_hashes(db, operator):
     reg = await operator()
 
     async with db.session() as session:
-        stored = (await session.execute(sa.select(OAuthClient.secret_hash).where(OAuthClient.client_id == reg.client_id))).scalar_one()
+        stored = (
+            await session.execute(sa.select(OAuthClient.secret_hash).where(OAuthClient.client_id == reg.client_id))
+        ).scalar_one()
 
     assert stored.startswith("$argon2id$")
     assert reg.client_secret not in stored
@@ -120,11 +127,15 @@ def _hs256_with_public_key(reg, audience: str) -> str:
 
 ASSERTIONS_REFUSED = {
     "HS256 keyed with the public key": _hs256_with_public_key,
-    "alg none": lambda reg, aud: f"{b64({'alg': 'none'})}.{client_assertion(reg.client_id, reg.private_key, aud).split('.')[1]}.",
+    "alg none": lambda reg, aud: (
+        f"{b64({'alg': 'none'})}.{client_assertion(reg.client_id, reg.private_key, aud).split('.')[1]}."
+    ),
     "exp an hour ahead": lambda reg, aud: client_assertion(reg.client_id, reg.private_key, aud, lifetime=3600),
     "expired": lambda reg, aud: client_assertion(reg.client_id, reg.private_key, aud, lifetime=-120),
     "another key": lambda reg, aud: client_assertion(reg.client_id, new_client_key(), aud),
-    "another audience": lambda reg, aud: client_assertion(reg.client_id, reg.private_key, "https://elsewhere.example/token"),
+    "another audience": lambda reg, aud: client_assertion(
+        reg.client_id, reg.private_key, "https://elsewhere.example/token"
+    ),
     "iss is not the client": lambda reg, aud: client_assertion(reg.client_id, reg.private_key, aud, iss="cl_other"),
 }
 

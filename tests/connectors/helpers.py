@@ -1,4 +1,5 @@
 """Small builders for connector tests."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,7 +64,9 @@ async def status_events(db) -> list[tuple[str, str]]:
     async with db.session() as session:
         rows = (
             await session.execute(
-                sa.select(OutboxEvent.payload).where(OutboxEvent.type == "connector.status_changed").order_by(OutboxEvent.id)
+                sa.select(OutboxEvent.payload)
+                .where(OutboxEvent.type == "connector.status_changed")
+                .order_by(OutboxEvent.id)
             )
         ).scalars()
         return [(p["previousStatus"], p["status"]) for p in rows]

@@ -1,4 +1,5 @@
 """The `csv-batch` connector: a nightly drop of files in a folder, statements written to another."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,7 +34,11 @@ async def test_a_nightly_activity_drop_is_credited_once_file_by_file(db, setting
         op = await factories.operator(session)
     day = walk_day()
     header = ["member", "walk_date", "steps", "km"]
-    write(tmp_path / "activity-1.csv", [["kim", day, 8000, "6.0"], ["lee", day, 10000, "7.5"], ["park", day, 4000, "3"]], header)
+    write(
+        tmp_path / "activity-1.csv",
+        [["kim", day, 8000, "6.0"], ["lee", day, 10000, "7.5"], ["park", day, 4000, "3"]],
+        header,
+    )
     connector = await configure(
         db,
         op,
@@ -42,7 +47,12 @@ async def test_a_nightly_activity_drop_is_credited_once_file_by_file(db, setting
         {
             "folder": str(tmp_path),
             "activity": {
-                "columns": {"member_external_id": "member", "date": "walk_date", "steps": "steps", "distance_meters": "km"},
+                "columns": {
+                    "member_external_id": "member",
+                    "date": "walk_date",
+                    "steps": "steps",
+                    "distance_meters": "km",
+                },
                 "distance_unit": "km",
                 "page_size": 2,
                 "source": "nightly-file",
@@ -71,7 +81,11 @@ async def test_a_nightly_activity_drop_is_credited_once_file_by_file(db, setting
 async def test_a_file_is_taken_only_once_its_ready_marker_is_there(db, settings, tmp_path):
     async with db.transaction() as session:
         op = await factories.operator(session)
-    write(tmp_path / "activity-1.csv", [["kim", walk_day(), 8000, 6000]], ["memberExternalId", "date", "steps", "distanceMeters"])
+    write(
+        tmp_path / "activity-1.csv",
+        [["kim", walk_day(), 8000, 6000]],
+        ["memberExternalId", "date", "steps", "distanceMeters"],
+    )
     await configure(db, op, "csv-batch", ["PULL_ACTIVITY"], {"folder": str(tmp_path), "ready_marker": ".done"})
     runner = ConnectorRunner(db=db, settings=settings)
     assert (await runner.sync(partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY)).records == 0
@@ -85,7 +99,7 @@ async def test_a_csv_batch_drop_of_a_reconciliation_report_starts_a_run(db, sett
         b = await factories.operator(session)
         agreement = await factories.agreement(session, a, b)
         day = dt.date(2026, 11, 2)
-        at = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.timezone.utc)
+        at = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
         for ref, won in (("mv_matched", 1000), ("mv_different", 2000), ("mv_only_here", 700)):
             session.add(
                 SettlementFlow(
@@ -118,9 +132,18 @@ async def test_a_csv_batch_drop_of_a_reconciliation_report_starts_a_run(db, sett
         recon = await session.get(ReconciliationRun, run.detail["reconciliationRuns"][0])
     assert recon.status == ReconciliationStatus.COMPLETED
     assert (recon.agreement_id, recon.partner_id, recon.period_start, recon.period_end) == (
-        agreement.id, a.id, dt.date(2026, 11, 1), dt.date(2026, 11, 30)
+        agreement.id,
+        a.id,
+        dt.date(2026, 11, 1),
+        dt.date(2026, 11, 30),
     )
-    assert (recon.partner_records, recon.matched, recon.amount_mismatch, recon.missing_in_gateway, recon.missing_at_partner) == (3, 1, 1, 1, 1)
+    assert (
+        recon.partner_records,
+        recon.matched,
+        recon.amount_mismatch,
+        recon.missing_in_gateway,
+        recon.missing_at_partner,
+    ) == (3, 1, 1, 1, 1)
     assert day == recon.period_start + dt.timedelta(days=1)
     # The same drop is not reconciled twice.
     again = await runner.sync(partner_id=a.id, job=ConnectorJob.PULL_RECONCILIATION)
@@ -131,7 +154,11 @@ async def test_a_report_for_an_agreement_the_partner_is_not_party_to_fails_the_r
     async with db.transaction() as session:
         a, b, c = [await factories.operator(session) for _ in range(3)]
         foreign = await factories.agreement(session, b, c)
-    write(tmp_path / f"recon-{foreign.code}-2026-11-01.csv", [["mv_x", "EXCHANGE", 1, "2026-11-01T12:00:00+09:00"]], ["reference", "kind", "amountWon", "occurredAt"])
+    write(
+        tmp_path / f"recon-{foreign.code}-2026-11-01.csv",
+        [["mv_x", "EXCHANGE", 1, "2026-11-01T12:00:00+09:00"]],
+        ["reference", "kind", "amountWon", "occurredAt"],
+    )
     await configure(db, a, "csv-batch", ["PULL_RECONCILIATION"], {"folder": str(tmp_path)})
     run = await ConnectorRunner(db=db, settings=settings).sync(partner_id=a.id, job=ConnectorJob.PULL_RECONCILIATION)
     assert run.status == ConnectorRunStatus.FAILED and "No agreement" in run.error
@@ -165,7 +192,7 @@ async def test_statements_are_written_as_files(db, settings, tmp_path):
                 document=document,
                 digest="e" * 64,
                 signature="eyJhbGciOiJFZERTQSJ9..c2ln",
-                issued_at=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
+                issued_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
             )
         )
     out = tmp_path / "finance" / "in"

@@ -1,4 +1,5 @@
 """The `http-json` connector against a real (loopback) walking-app API."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,14 @@ ACTIVITY = {
 
 
 def api_config(api: OperatorApi, **extra) -> dict:
-    return {"base_url": api.url, "auth": "bearer", "timeout_seconds": 2, "retry": FAST_RETRY, "activity": ACTIVITY, **extra}
+    return {
+        "base_url": api.url,
+        "auth": "bearer",
+        "timeout_seconds": 2,
+        "retry": FAST_RETRY,
+        "activity": ACTIVITY,
+        **extra,
+    }
 
 
 async def test_an_http_json_pull_credits_walking_and_a_second_pull_credits_nothing_new(db, settings, operator_api):
@@ -43,7 +51,9 @@ async def test_an_http_json_pull_credits_walking_and_a_second_pull_credits_nothi
     operator_api.add_activity("kim", day.isoformat(), 8000, 6000)
     operator_api.add_activity("lee", day.isoformat(), 12000, 9000)
     operator_api.add_activity("kim", (day - dt.timedelta(days=1)).isoformat(), 3000, 2100)
-    connector = await configure(db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"})
+    connector = await configure(
+        db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"}
+    )
     runner = ConnectorRunner(db=db, settings=settings)
 
     first = await runner.sync(partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY)
@@ -75,7 +85,9 @@ async def test_an_http_json_pull_credits_walking_and_a_second_pull_credits_nothi
     assert operator_api.requests[0][1] == {"limit": "2"}  # the first page has no cursor
 
 
-async def test_a_partner_api_that_fails_then_times_out_then_recovers_goes_degraded_down_healthy(db, settings, operator_api):
+async def test_a_partner_api_that_fails_then_times_out_then_recovers_goes_degraded_down_healthy(
+    db, settings, operator_api
+):
     async with db.transaction() as session:
         op = await factories.operator(session)
         other = await factories.operator(session)
@@ -85,7 +97,9 @@ async def test_a_partner_api_that_fails_then_times_out_then_recovers_goes_degrad
     healthy_api = OperatorApi().start()
     try:
         healthy_api.add_activity("choi", walk_day().isoformat(), 7000, 5000)
-        await configure(db, other, "http-json", ["PULL_ACTIVITY"], api_config(healthy_api), credentials={"token": "sim-token"})
+        await configure(
+            db, other, "http-json", ["PULL_ACTIVITY"], api_config(healthy_api), credentials={"token": "sim-token"}
+        )
         runner = ConnectorRunner(db=db, settings=settings)
 
         operator_api.fail_next(100, status=503)
@@ -124,7 +138,11 @@ async def test_a_partner_api_that_fails_then_times_out_then_recovers_goes_degrad
         recovered = await runner.sync(partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY)
         assert recovered.status == ConnectorRunStatus.COMPLETED and recovered.records == 1
         healthy = await connector_of(db, connector.id)
-        assert healthy.status == ConnectorStatus.HEALTHY and healthy.last_error is None and healthy.consecutive_failures == 0
+        assert (
+            healthy.status == ConnectorStatus.HEALTHY
+            and healthy.last_error is None
+            and healthy.consecutive_failures == 0
+        )
         assert await status_events(db) == [("HEALTHY", "DEGRADED"), ("DEGRADED", "DOWN"), ("DOWN", "HEALTHY")]
     finally:
         healthy_api.stop()
@@ -134,7 +152,9 @@ async def test_a_malformed_record_fails_the_run_without_touching_health_or_curso
     async with db.transaction() as session:
         op = await factories.operator(session)
     operator_api.add_activity("kim", "yesterday-ish", 8000, 6000)
-    connector = await configure(db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"})
+    connector = await configure(
+        db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"}
+    )
     run = await ConnectorRunner(db=db, settings=settings).sync(partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY)
     assert run.status == ConnectorRunStatus.FAILED and "date must be a date" in run.error
     row = await connector_of(db, connector.id)
@@ -145,7 +165,9 @@ async def test_a_malformed_record_fails_the_run_without_touching_health_or_curso
 async def test_wrong_credentials_are_an_upstream_failure_that_is_not_retried(db, settings, operator_api):
     async with db.transaction() as session:
         op = await factories.operator(session)
-    connector = await configure(db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "wrong"})
+    connector = await configure(
+        db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "wrong"}
+    )
     run = await ConnectorRunner(db=db, settings=settings).sync(partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY)
     assert run.status == ConnectorRunStatus.FAILED and "HTTP 401" in run.error and "retries" not in run.detail
     assert len(operator_api.requests) == 1
@@ -155,7 +177,9 @@ async def test_wrong_credentials_are_an_upstream_failure_that_is_not_retried(db,
 async def test_credentials_are_stored_encrypted(db, operator_api):
     async with db.transaction() as session:
         op = await factories.operator(session)
-    connector = await configure(db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"})
+    connector = await configure(
+        db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"}
+    )
     assert "sim-token" not in connector.credentials
     assert service.credentials_of(connector, "test-secret-key-not-for-production") == {"token": "sim-token"}
 
@@ -164,7 +188,15 @@ async def test_scheduled_pulls_start_when_due_and_not_before(db, settings, opera
     async with db.transaction() as session:
         op = await factories.operator(session)
     operator_api.add_activity("kim", walk_day().isoformat(), 8000, 6000)
-    await configure(db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"}, schedule_seconds=3600)
+    await configure(
+        db,
+        op,
+        "http-json",
+        ["PULL_ACTIVITY"],
+        api_config(operator_api),
+        credentials={"token": "sim-token"},
+        schedule_seconds=3600,
+    )
     runner = ConnectorRunner(db=db, settings=settings)
     started = await runner.run_due(background=False)
     assert len(started) == 1
@@ -176,7 +208,9 @@ async def test_scheduled_pulls_start_when_due_and_not_before(db, settings, opera
 async def test_a_second_sync_while_one_runs_returns_the_running_one(db, settings, operator_api):
     async with db.transaction() as session:
         op = await factories.operator(session)
-    await configure(db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"})
+    await configure(
+        db, op, "http-json", ["PULL_ACTIVITY"], api_config(operator_api), credentials={"token": "sim-token"}
+    )
     runner = ConnectorRunner(db=db, settings=settings)
     run, created = await runner.start(partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY)
     again, created_again = await runner.start(partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY)
@@ -184,7 +218,10 @@ async def test_a_second_sync_while_one_runs_returns_the_running_one(db, settings
     # A run left RUNNING by a process that stopped is abandoned after the run timeout.
     async with db.transaction() as session:
         fresh, created = await service.start_run(
-            session=session, partner_id=op.id, job=ConnectorJob.PULL_ACTIVITY, now=run.started_at + dt.timedelta(hours=1)
+            session=session,
+            partner_id=op.id,
+            job=ConnectorJob.PULL_ACTIVITY,
+            now=run.started_at + dt.timedelta(hours=1),
         )
     assert created and fresh.id != run.id
     assert (await runner.get(run.id)).status == ConnectorRunStatus.FAILED
@@ -222,7 +259,9 @@ async def test_reconciliation_reports_pulled_over_http_start_runs(db, settings, 
     assert run.records == 2 and len(run.detail["reconciliationRuns"]) == 1
     async with db.session() as session:
         recon = await session.get(ReconciliationRun, run.detail["reconciliationRuns"][0])
-    assert recon.status == ReconciliationStatus.COMPLETED and recon.partner_records == 2 and recon.missing_in_gateway == 2
+    assert (
+        recon.status == ReconciliationStatus.COMPLETED and recon.partner_records == 2 and recon.missing_in_gateway == 2
+    )
     again = await runner.sync(partner_id=a.id, job=ConnectorJob.PULL_RECONCILIATION)
     assert again.records == 0 and "reconciliationRuns" not in again.detail  # the same report is not run twice
 
@@ -244,7 +283,7 @@ async def test_statements_are_pushed_by_post_with_digest_and_signature(db, setti
                 document=document,
                 digest="d" * 64,
                 signature="eyJhbGciOiJFZERTQSJ9..c2ln",
-                issued_at=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
+                issued_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
             )
         )
     config = {"base_url": operator_api.url, "retry": FAST_RETRY, "statements": {"path": "/statements"}}
@@ -255,7 +294,9 @@ async def test_statements_are_pushed_by_post_with_digest_and_signature(db, setti
     assert run.records == 1 and len(operator_api.statements) == 1
     pushed = operator_api.statements[0]
     assert pushed["body"] == document
-    assert pushed["headers"]["x-statement-digest"] == "d" * 64 and pushed["headers"]["idempotency-key"].startswith("statement-")
+    assert pushed["headers"]["x-statement-digest"] == "d" * 64 and pushed["headers"]["idempotency-key"].startswith(
+        "statement-"
+    )
     again = await runner.sync(partner_id=sponsor.id, job=ConnectorJob.PUSH_STATEMENT)
     assert again.records == 0 and len(operator_api.statements) == 1
 

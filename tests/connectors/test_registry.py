@@ -1,4 +1,5 @@
 """Connector types are found through Python entry points, the gateway's own and third parties'."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Webhook delivery over real HTTP to a loopback receiver."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,18 +24,27 @@ FAST = (0.05,) * 9  # the Standard Webhooks schedule, compressed for tests
 async def _endpoint(db, partner_id, url, types=("activity.credited",)):
     async with db.transaction() as session:
         return await webhooks.create_endpoint(
-            session=session, secret_key=SECRET_KEY, partner_id=partner_id, url=url, event_types=list(types), allow_private=True
+            session=session,
+            secret_key=SECRET_KEY,
+            partner_id=partner_id,
+            url=url,
+            event_types=list(types),
+            allow_private=True,
         )
 
 
 async def _emit(db, partner_id, type_="activity.credited", data=None) -> str:
     async with db.transaction() as session:
-        return await emit(session=session, type=type_, partner_ids=[partner_id], data=data or {"member": "kim", "points": 200})
+        return await emit(
+            session=session, type=type_, partner_ids=[partner_id], data=data or {"member": "kim", "points": 200}
+        )
 
 
 async def _delivery(db, event_id) -> WebhookDelivery:
     async with db.session() as session:
-        return (await session.execute(sa.select(WebhookDelivery).where(WebhookDelivery.event_id == event_id))).scalar_one()
+        return (
+            await session.execute(sa.select(WebhookDelivery).where(WebhookDelivery.event_id == event_id))
+        ).scalar_one()
 
 
 async def _until_settled(db, worker: DeliveryWorker, event_id: str, timeout: float = 10.0) -> WebhookDelivery:
@@ -62,7 +72,11 @@ async def test_a_webhook_verifies_with_standardwebhooks_and_the_endpoints_secret
     assert received.path == "/hooks/mileage"
     assert received.headers["webhook-id"] == event_id
     body = Webhook(secret).verify(received.body, received.headers)
-    assert body["type"] == "activity.credited" and body["data"] == {"member": "kim", "date": "2026-11-24", "points": 200}
+    assert body["type"] == "activity.credited" and body["data"] == {
+        "member": "kim",
+        "date": "2026-11-24",
+        "points": 200,
+    }
     assert body["timestamp"].endswith("Z")
     assert received.headers["webhook-signature"].startswith("v1,")
     assert received.headers["content-type"] == "application/json"
@@ -147,7 +161,10 @@ async def test_the_resolved_address_is_checked_again_at_delivery(db, settings, w
     assert webhook_receiver.received == []
     async with db.session() as session:
         deliveries = (await session.execute(sa.select(WebhookDelivery))).scalars().all()
-    assert all(d.status == DeliveryStatus.PENDING and "loopback" in d.last_error and d.last_status_code is None for d in deliveries)
+    assert all(
+        d.status == DeliveryStatus.PENDING and "loopback" in d.last_error and d.last_status_code is None
+        for d in deliveries
+    )
 
 
 async def test_with_two_gateway_processes_each_event_is_delivered_once_per_endpoint(db, settings, webhook_receiver):
@@ -158,7 +175,10 @@ async def test_with_two_gateway_processes_each_event_is_delivered_once_per_endpo
     await _endpoint(db, a.id, webhook_receiver.url + "/a2")
     await _endpoint(db, b.id, webhook_receiver.url + "/b")
     second = Database(settings.database_url)  # the other process's engine and pool
-    workers = [DeliveryWorker(db=db, settings=settings, owner="gw-1"), DeliveryWorker(db=second, settings=settings, owner="gw-2")]
+    workers = [
+        DeliveryWorker(db=db, settings=settings, owner="gw-1"),
+        DeliveryWorker(db=second, settings=settings, owner="gw-2"),
+    ]
     events: list[tuple[str, int]] = []
     done = asyncio.Event()
 

@@ -4,6 +4,7 @@ Partners and clients are registered in the database (as an admin would); everyth
 partner does afterwards goes over real HTTP with real tokens. Points are credited through
 the ledger directly (walking is another area's test).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -102,9 +103,15 @@ class World:
         code = f"ag-{uuid.uuid4().hex[:8]}"
         async with self.db.transaction() as session:
             await create_agreement(
-                session=session, code=code, operator_a_code=self.seoul.code, operator_b_code=self.busan.code,
-                cross_redemption=cross_redemption, point_exchange=point_exchange, fee_bps=fee_bps,
-                settlement_period=SettlementPeriod.MONTHLY, starts_on=dt.date(2020, 1, 1),
+                session=session,
+                code=code,
+                operator_a_code=self.seoul.code,
+                operator_b_code=self.busan.code,
+                cross_redemption=cross_redemption,
+                point_exchange=point_exchange,
+                fee_bps=fee_bps,
+                settlement_period=SettlementPeriod.MONTHLY,
+                starts_on=dt.date(2020, 1, 1),
             )
         return code
 
@@ -115,11 +122,21 @@ async def party(db: Database, url: str, **kwargs) -> Party:
 
 
 async def build_world(db: Database, url: str) -> World:
-    seoul = await party(db, url, code="seoul-walking", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="SWM", won_per_point="1")
-    busan = await party(db, url, code="busan-steps", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="BSP", won_per_point="0.5")
-    shop = await party(db, url, code="mangwon-bakery", kind="MERCHANT", scopes=MERCHANT_SCOPES, operator_code="seoul-walking")
-    other = await party(db, url, code="hongdae-books", kind="MERCHANT", scopes=MERCHANT_SCOPES, operator_code="seoul-walking")
-    busan_shop = await party(db, url, code="haeundae-cafe", kind="MERCHANT", scopes=MERCHANT_SCOPES, operator_code="busan-steps")
+    seoul = await party(
+        db, url, code="seoul-walking", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="SWM", won_per_point="1"
+    )
+    busan = await party(
+        db, url, code="busan-steps", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="BSP", won_per_point="0.5"
+    )
+    shop = await party(
+        db, url, code="mangwon-bakery", kind="MERCHANT", scopes=MERCHANT_SCOPES, operator_code="seoul-walking"
+    )
+    other = await party(
+        db, url, code="hongdae-books", kind="MERCHANT", scopes=MERCHANT_SCOPES, operator_code="seoul-walking"
+    )
+    busan_shop = await party(
+        db, url, code="haeundae-cafe", kind="MERCHANT", scopes=MERCHANT_SCOPES, operator_code="busan-steps"
+    )
     return World(url=url, db=db, seoul=seoul, busan=busan, shop=shop, other_shop=other, busan_shop=busan_shop)
 
 
@@ -129,17 +146,35 @@ async def credit(db: Database, operator_id: int, external_id: str, points: int) 
         member = await enroll(session=session, operator_id=operator_id, external_id=external_id)
         wallet = await ledger.wallet_account(session, member)
         issuance = await ledger.issuance_account(session, operator_id)
-        await ledger.post(session=session, kind=EntryKind.EARN, legs=[ledger.Leg(issuance, wallet, points)], memo="walked (test)")
+        await ledger.post(
+            session=session, kind=EntryKind.EARN, legs=[ledger.Leg(issuance, wallet, points)], memo="walked (test)"
+        )
 
 
-async def codes_in_db(db: Database, operator_id: int, external_id: str, n: int, *, purpose=MemberCodePurpose.PAYMENT,
-                      now: dt.datetime | None = None, ttl_seconds: int = 600) -> list[str]:
+async def codes_in_db(
+    db: Database,
+    operator_id: int,
+    external_id: str,
+    n: int,
+    *,
+    purpose=MemberCodePurpose.PAYMENT,
+    now: dt.datetime | None = None,
+    ttl_seconds: int = 600,
+) -> list[str]:
     """`n` member codes issued directly (for many concurrent payments, or already expired ones)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     async with db.transaction() as session:
         return [
-            (await issue_member_code(session=session, operator_id=operator_id, external_id=external_id, purpose=purpose,
-                                     now=now, ttl_seconds=ttl_seconds)).code
+            (
+                await issue_member_code(
+                    session=session,
+                    operator_id=operator_id,
+                    external_id=external_id,
+                    purpose=purpose,
+                    now=now,
+                    ttl_seconds=ttl_seconds,
+                )
+            ).code
             for _ in range(n)
         ]
 

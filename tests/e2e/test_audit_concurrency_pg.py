@@ -1,6 +1,7 @@
 """Mutations on two real gateway processes do not queue behind one audit lock, and the
 sealer chains what they recorded into one chain that verifies (PostgreSQL only: SQLite
 runs one write transaction at a time by design)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,10 @@ async def test_mutations_from_two_processes_run_while_the_chain_head_is_locked(d
             async with httpx.AsyncClient(timeout=20, headers={"Authorization": f"Bearer {token}"}) as http:
                 responses = await asyncio.gather(
                     *(
-                        http.post(servers.urls[i % 2] + "/graphql", json={"query": CREATE, "variables": {"code": f"sponsor-{i}"}})
+                        http.post(
+                            servers.urls[i % 2] + "/graphql",
+                            json={"query": CREATE, "variables": {"code": f"sponsor-{i}"}},
+                        )
                         for i in range(20)
                     )
                 )

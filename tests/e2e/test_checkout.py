@@ -1,5 +1,6 @@
 """Checkout end to end over real HTTP with real tokens: the lifecycle, every refusal, a lost
 reply, tenancy, payments across programs, exchange between programs, hold expiry."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,8 +37,16 @@ async def world(db, live_server) -> World:
 
 def authorize(w: World, code: str, amount, *, order="order-1", idem=None, capture=False, shop=None) -> dict:
     shop = shop or w.shop
-    return shop.gw.data(AUTHORIZE, input={"memberCode": code, "amountWon": str(amount), "orderId": order,
-                                          "idempotencyKey": idem or key(), "capture": capture})["authorizeRedemption"]
+    return shop.gw.data(
+        AUTHORIZE,
+        input={
+            "memberCode": code,
+            "amountWon": str(amount),
+            "orderId": order,
+            "idempotencyKey": idem or key(),
+            "capture": capture,
+        },
+    )["authorizeRedemption"]
 
 
 def act(w: World, mutation: str, field: str, shop=None, **input) -> dict:
@@ -107,7 +116,9 @@ async def test_every_refusal_changes_nothing(world: World, db):
     refused(authorize(w, w.code(w.seoul, "park"), 1_001), "INSUFFICIENT_POINTS")
     refused(authorize(w, "1234567812345678", 10), "INVALID_MEMBER_CODE")
     refused(authorize(w, w.code(w.seoul, "park", "RECEIVE"), 10), "INVALID_MEMBER_CODE")
-    [stale] = await codes_in_db(db, w.seoul.id, "park", 1, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5), ttl_seconds=180)
+    [stale] = await codes_in_db(
+        db, w.seoul.id, "park", 1, now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), ttl_seconds=180
+    )
     refused(authorize(w, stale, 10), "MEMBER_CODE_EXPIRED")
     refused(authorize(w, w.code(w.seoul, "park"), 0), "INVALID_INPUT")
     assert w.balance(w.seoul, "park") == before
@@ -142,12 +153,23 @@ async def test_a_lost_reply_is_found_by_replaying_the_key_or_by_order_id(world: 
     w = world
     await w.credit(w.seoul, "jung", 1_000)
     code = w.code(w.seoul, "jung")
-    variables = {"input": {"memberCode": code, "amountWon": "250", "orderId": "POS-9-0042",
-                           "idempotencyKey": "POS-9-0042-pay", "capture": True}}
+    variables = {
+        "input": {
+            "memberCode": code,
+            "amountWon": "250",
+            "orderId": "POS-9-0042",
+            "idempotencyKey": "POS-9-0042-pay",
+            "capture": True,
+        }
+    }
     # The POS gives up before the answer comes: a client timeout far shorter than the request.
     try:
-        httpx.post(w.url + "/graphql", json={"query": AUTHORIZE, "variables": variables},
-                   headers={"Authorization": f"Bearer {w.shop.gw.token}"}, timeout=0.001)
+        httpx.post(
+            w.url + "/graphql",
+            json={"query": AUTHORIZE, "variables": variables},
+            headers={"Authorization": f"Bearer {w.shop.gw.token}"},
+            timeout=0.001,
+        )
     except httpx.TimeoutException:
         pass
     # The same request again, answer dropped on the floor (the reply is "lost" either way).
@@ -173,10 +195,16 @@ async def test_scopes_and_tenancy(world: World, db):
     r = ok(authorize(w, w.code(w.seoul, "han"), 100, order="T-1"))
 
     # An operator may not take payments; a merchant without the write scope neither.
-    result = w.seoul.gw.gql(AUTHORIZE, input={"memberCode": "1" * 16, "amountWon": "1", "orderId": "x", "idempotencyKey": "k"})
+    result = w.seoul.gw.gql(
+        AUTHORIZE, input={"memberCode": "1" * 16, "amountWon": "1", "orderId": "x", "idempotencyKey": "k"}
+    )
     assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN" and result["data"] is None
-    reader = await party(db, w.url, code="reader-shop", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking")
-    result = reader.gw.gql(AUTHORIZE, input={"memberCode": "1" * 16, "amountWon": "1", "orderId": "x", "idempotencyKey": "k"})
+    reader = await party(
+        db, w.url, code="reader-shop", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking"
+    )
+    result = reader.gw.gql(
+        AUTHORIZE, input={"memberCode": "1" * 16, "amountWon": "1", "orderId": "x", "idempotencyKey": "k"}
+    )
     assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
     # Another merchant: the id answers like an unknown one.
@@ -190,7 +218,9 @@ async def test_scopes_and_tenancy(world: World, db):
     assert w.busan.gw.data(REDEMPTION, id=r["id"])["redemption"] is None
     assert w.busan.gw.data(REDEMPTIONS)["redemptions"]["edges"] == []
     # Listing needs redemptions:read.
-    writer = await party(db, w.url, code="writer-shop", kind="MERCHANT", scopes=["redemptions:write"], operator_code="seoul-walking")
+    writer = await party(
+        db, w.url, code="writer-shop", kind="MERCHANT", scopes=["redemptions:write"], operator_code="seoul-walking"
+    )
     result = writer.gw.gql(REDEMPTIONS)
     assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN" and result["data"] is None
 
@@ -205,7 +235,7 @@ async def test_redemptions_are_listed_newest_first_with_filters_and_pages(world:
     assert [e["node"]["id"] for e in rest["edges"]] == ids[::-1][2:]
     captured = w.shop.gw.data(REDEMPTIONS, filter={"status": "CAPTURED"})["redemptions"]["edges"]
     assert [e["node"]["id"] for e in captured] == [ids[4], ids[2], ids[0]]
-    future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
     assert w.shop.gw.data(REDEMPTIONS, filter={"from": future})["redemptions"]["edges"] == []
     assert len(w.shop.gw.data(REDEMPTIONS, filter={"to": future})["redemptions"]["edges"]) == 5
 
@@ -253,8 +283,9 @@ async def test_exchange_between_programs(world: World):
     await w.credit(w.seoul, "kim", 1_000)
     await w.credit(w.busan, "choi", 1)
     receive = w.code(w.busan, "choi", "RECEIVE")
-    payload = w.seoul.gw.data(EXCHANGE, input={"memberExternalId": "kim", "receiveCode": receive, "points": "500",
-                                               "idempotencyKey": "x-1"})["exchangePoints"]
+    payload = w.seoul.gw.data(
+        EXCHANGE, input={"memberExternalId": "kim", "receiveCode": receive, "points": "500", "idempotencyKey": "x-1"}
+    )["exchangePoints"]
     assert [e["code"] for e in payload["errors"]] == ["NO_AGREEMENT"]
     await w.agreement(fee_bps=100)
     receive = w.code(w.busan, "choi", "RECEIVE")
@@ -263,8 +294,16 @@ async def test_exchange_between_programs(world: World):
     assert payload["errors"] == []
     e = payload["exchange"]
     # wonValue = 500 x 1 = 500; fee = 5; toPoints = floor(495 / 0.5) = 990
-    assert (e["fromOperator"]["code"], e["toOperator"]["code"], e["fromPoints"], e["fromUnit"], e["toPoints"], e["toUnit"],
-            e["wonValue"], e["feeWon"]) == ("seoul-walking", "busan-steps", "500", "SWM", "990", "BSP", "500", "5")
+    assert (
+        e["fromOperator"]["code"],
+        e["toOperator"]["code"],
+        e["fromPoints"],
+        e["fromUnit"],
+        e["toPoints"],
+        e["toUnit"],
+        e["wonValue"],
+        e["feeWon"],
+    ) == ("seoul-walking", "busan-steps", "500", "SWM", "990", "BSP", "500", "5")
     assert w.seoul.gw.data(EXCHANGE, **variables)["exchangePoints"]["exchange"] == e  # a replay
     assert w.balance(w.seoul, "kim") == (500, 0)
     assert w.balance(w.busan, "choi") == (991, 0)
@@ -278,7 +317,9 @@ async def test_exchange_between_programs(world: World):
     assert incoming.payload["memberExternalId"] == "choi" and "kim" not in str(incoming.payload)
     assert outgoing.payload["memberExternalId"] == "kim" and "choi" not in str(outgoing.payload)
     # A merchant may not exchange.
-    result = w.shop.gw.gql(EXCHANGE, input={"memberExternalId": "kim", "receiveCode": receive, "points": "1", "idempotencyKey": "x"})
+    result = w.shop.gw.gql(
+        EXCHANGE, input={"memberExternalId": "kim", "receiveCode": receive, "points": "1", "idempotencyKey": "x"}
+    )
     assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
@@ -291,12 +332,14 @@ async def test_a_hold_left_alone_expires_and_the_points_come_back(world: World):
     r = ok(authorize(w, w.code(w.seoul, "seo"), 400))
     async with w.db.transaction() as s:
         expired = await redemption_service.expire_redemptions(
-            session=s, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=901)
+            session=s, now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=901)
         )
     assert [x.reference for x in expired] == [r["reference"]]
     assert w.shop.gw.data(REDEMPTION, id=r["id"])["redemption"]["status"] == "EXPIRED"
     assert w.balance(w.seoul, "seo") == (1_000, 0)
     refused(act(w, CAPTURE, "captureRedemption", redemptionId=r["id"]), "INVALID_STATE")
     async with w.db.session() as s:
-        assert [e.type for e in await events_for_partner(s, w.seoul.id, types=["redemption.expired"])] == ["redemption.expired"]
+        assert [e.type for e in await events_for_partner(s, w.seoul.id, types=["redemption.expired"])] == [
+            "redemption.expired"
+        ]
         assert (await s.get(RedemptionRow, expired[0].id)).status.value == "EXPIRED"

@@ -5,6 +5,7 @@ the test's fresh PostgreSQL database, with the same secret key, issuer and audie
 access token works on both. The requests are split across the two servers and sent at once.
 SQLite serializes writers and has one process, so these tests run on PostgreSQL only.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,15 +57,29 @@ class Servers:
         self.processes: list[subprocess.Popen] = []
         self.logs: list[Path] = []
 
-    def start(self, log_dir: Path) -> "Servers":
+    def start(self, log_dir: Path) -> Servers:
         # One after the other: the first creates the signing keys, the second finds them.
         for port, url in zip(self.ports, self.urls):
             log = log_dir / f"gateway-{port}.log"
             with open(log, "wb") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate", "--host", "127.0.0.1",
-                     "--port", str(port), "--log-level", "warning"],
-                    cwd=ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "gateway.cli",
+                        "serve",
+                        "--no-migrate",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                    ],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
                 )
             self.processes.append(process)
             self.logs.append(log)
@@ -111,9 +126,16 @@ def servers(settings, database_url, tmp_path):
 @pytest.fixture
 async def shop(db, servers):
     """An operator, a merchant with a token valid on both servers, and the operator's id."""
-    op = await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1")
-    shop = await register_partner(db, code="mangwon-bakery", kind="MERCHANT", scopes=["redemptions:write", "redemptions:read"],
-                                  operator_code="seoul-walking")
+    op = await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1"
+    )
+    shop = await register_partner(
+        db,
+        code="mangwon-bakery",
+        kind="MERCHANT",
+        scopes=["redemptions:write", "redemptions:read"],
+        operator_code="seoul-walking",
+    )
     token = get_token(servers.urls[0], shop.client_id, shop.client_secret)
     return op.partner_id, token
 
@@ -123,6 +145,7 @@ async def _post_all(servers: Servers, token: str, operations: list[tuple[str, di
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=len(operations) + 10, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=120, limits=limits, headers=headers) as http:
+
         async def one(i: int, query: str, variables: dict) -> dict:
             response = await http.post(servers.urls[i % 2] + "/graphql", json={"query": query, "variables": variables})
             assert response.status_code == 200, f"{response.status_code} {response.text}\n{servers.output()}"
@@ -140,8 +163,15 @@ async def _wallet(db, operator_id: int, external_id: str) -> tuple[int, int]:
 
 
 def _pay(code: str, amount: int, i: int, capture: bool) -> tuple[str, dict]:
-    return AUTHORIZE, {"input": {"memberCode": code, "amountWon": str(amount), "orderId": f"C-{i}",
-                                 "idempotencyKey": f"pay-{i}", "capture": capture}}
+    return AUTHORIZE, {
+        "input": {
+            "memberCode": code,
+            "amountWon": str(amount),
+            "orderId": f"C-{i}",
+            "idempotencyKey": f"pay-{i}",
+            "capture": capture,
+        }
+    }
 
 
 async def test_a_hundred_concurrent_spends_from_a_wallet_good_for_ten(db, servers, shop):
@@ -188,7 +218,7 @@ async def test_concurrent_capture_and_void_of_one_redemption_exactly_one_wins(db
     results = await _post_all(servers, token, operations)
     captured = voided = 0
     for i in range(rounds):
-        pair = [next(iter(r.values())) for r in results[2 * i: 2 * i + 2]]
+        pair = [next(iter(r.values())) for r in results[2 * i : 2 * i + 2]]
         winners = [p for p in pair if not p["errors"]]
         losers = [p for p in pair if p["errors"]]
         assert len(winners) == 1 and [e["code"] for e in losers[0]["errors"]] == ["INVALID_STATE"], pair

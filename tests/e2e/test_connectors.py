@@ -1,5 +1,6 @@
 """Connectors over real HTTP: an administrator configures one, the operator syncs it, the
 connector pulls from the operator's own (simulated) API; its health moves with the API's."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import webhooks
 from connectors.webhooks import DeliveryWorker
+from gateway import webhooks
 from tests.support.auth import GatewayClient, register_partner
 from tests.support.simulators import operator_api, webhook_receiver  # noqa: F401  (fixtures)
 
@@ -25,7 +26,7 @@ mutation($p: String!, $j: ConnectorJob!) {
   syncConnector(input: {partnerCode: $p, job: $j}) { run { id status } errors { code message } }
 }"""
 CONNECTORS = "query { connectors { kind status lastSyncAt lastError runs(first: 3) { id status records error } } }"
-BALANCE = 'query($id: String!) { member(externalId: $id) { balance { available } } }'
+BALANCE = "query($id: String!) { member(externalId: $id) { balance { available } } }"
 RECORD = """
 mutation($input: RecordActivitiesInput!) { recordActivities(input: $input) { results { status } errors { code } } }"""
 
@@ -47,7 +48,12 @@ async def partners(db):
         won_per_point="1",
     )
     busan = await register_partner(
-        db, code="busan-steps", kind="OPERATOR", scopes=["activity:write", "members:read"], unit_code="BSP", won_per_point="1"
+        db,
+        code="busan-steps",
+        kind="OPERATOR",
+        scopes=["activity:write", "members:read"],
+        unit_code="BSP",
+        won_per_point="1",
     )
     return admin, seoul, busan
 
@@ -60,7 +66,12 @@ def configure(admin: GatewayClient, api, **extra) -> None:
         "retry": {"attempts": 2, "initial_seconds": 0.01, "max_seconds": 0.02, "jitter_seconds": 0},
         "activity": {
             "path": "/activity",
-            "fields": {"member_external_id": "userId", "date": "day", "steps": "stepCount", "distance_meters": "meters"},
+            "fields": {
+                "member_external_id": "userId",
+                "date": "day",
+                "steps": "stepCount",
+                "distance_meters": "meters",
+            },
             "has_more": "has_more",
             "page_size": 2,
         },
@@ -143,9 +154,19 @@ async def test_failing_then_hanging_then_recovering_api_moves_the_connector_whil
     for _ in range(3):
         started = time.monotonic()
         assert gw.data(CONNECTORS)["connectors"][0]["runs"][0]["status"] == "RUNNING"
-        recorded = other.data(RECORD, input={"activities": [
-            {"memberExternalId": "busan-1", "date": walk_day().isoformat(), "steps": 5000, "distanceMeters": 4000}
-        ]})["recordActivities"]
+        recorded = other.data(
+            RECORD,
+            input={
+                "activities": [
+                    {
+                        "memberExternalId": "busan-1",
+                        "date": walk_day().isoformat(),
+                        "steps": 5000,
+                        "distanceMeters": 4000,
+                    }
+                ]
+            },
+        )["recordActivities"]
         assert recorded["errors"] == [] and time.monotonic() - started < 1.5
         time.sleep(0.1)
     connector = wait_for_run(gw, hanging["id"])
@@ -157,7 +178,9 @@ async def test_failing_then_hanging_then_recovering_api_moves_the_connector_whil
     operator_api.healthy()
     time.sleep(1.1)  # the breaker's cooldown
     connector = wait_for_run(gw, sync(gw)["run"]["id"])
-    assert connector["status"] == "HEALTHY" and connector["lastError"] is None and connector["runs"][0]["records"] == "1"
+    assert (
+        connector["status"] == "HEALTHY" and connector["lastError"] is None and connector["runs"][0]["records"] == "1"
+    )
 
     # The partner heard of each change through its webhook.
     await webhooks.dispatch(db=db)
@@ -166,6 +189,12 @@ async def test_failing_then_hanging_then_recovering_api_moves_the_connector_whil
         await worker.drain()
     finally:
         await worker.aclose()
-    changes = sorted((json.loads(r.body)["data"] for r in webhook_receiver.received), key=lambda c: c["at"])  # sent concurrently
-    assert [(c["previousStatus"], c["status"]) for c in changes] == [("HEALTHY", "DEGRADED"), ("DEGRADED", "DOWN"), ("DOWN", "HEALTHY")]
+    changes = sorted(
+        (json.loads(r.body)["data"] for r in webhook_receiver.received), key=lambda c: c["at"]
+    )  # sent concurrently
+    assert [(c["previousStatus"], c["status"]) for c in changes] == [
+        ("HEALTHY", "DEGRADED"),
+        ("DEGRADED", "DOWN"),
+        ("DOWN", "HEALTHY"),
+    ]
     assert all(c["partner"] == "seoul-walking" and c["kind"] == "http-json" for c in changes)

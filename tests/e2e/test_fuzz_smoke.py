@@ -6,6 +6,7 @@ thousand requests in about 30 s so that a regression (a 5xx, SQL or a traceback 
 answer, an error without a code) shows up in the suite. PostgreSQL only: the leaks it hunts
 (driver messages, pool exhaustion) are PostgreSQL's, and the server is a real subprocess.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,28 @@ def pg_database(templates):
 def test_fuzzing_every_operation_finds_no_leak_no_5xx_and_no_uncoded_error(pg_database, tmp_path):
     summary_path, report = tmp_path / "summary.json", tmp_path / "findings.md"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fuzz_schema.py"), "--database-url", pg_database,
-         "--seconds", str(SECONDS_PER_TOKEN), "--rest-seconds", str(REST_SECONDS), "--seed", "17",
-         "--json", str(summary_path), "--report", str(report), "--work-dir", str(tmp_path / "work")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fuzz_schema.py"),
+            "--database-url",
+            pg_database,
+            "--seconds",
+            str(SECONDS_PER_TOKEN),
+            "--rest-seconds",
+            str(REST_SECONDS),
+            "--seed",
+            "17",
+            "--json",
+            str(summary_path),
+            "--report",
+            str(report),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert summary_path.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(summary_path.read_text())

@@ -6,6 +6,7 @@
 * A secret rotation or a disable revokes every access token the client holds at once,
   even one issued in the same second as the rotation; tokens issued after it work.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,7 +27,9 @@ VIEWER = "{ viewer { clientId scopes } }"
 
 async def _merchant_world(db):
     """A merchant with a read-only client and a sibling that may write redemptions."""
-    await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1")
+    await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1"
+    )
     reader = await register_partner(
         db, code="mangwon-bakery", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking"
     )
@@ -49,7 +52,10 @@ def _status(live_server, token: str) -> int:
 
 def _introspect(live_server, token: str, client) -> dict:
     return httpx.post(
-        live_server.url + "/oauth/introspect", data={"token": token}, auth=(client.client_id, client.client_secret), timeout=30
+        live_server.url + "/oauth/introspect",
+        data={"token": token},
+        auth=(client.client_id, client.client_secret),
+        timeout=30,
     ).json()
 
 
@@ -87,9 +93,14 @@ async def test_clients_manage_lets_a_partner_manage_its_own_clients_and_admin_an
     admin = GatewayClient.of(live_server.url, admin_reg)
 
     # ADMIN grants the scope at createClient, to any partner kind.
-    made = admin.data(CREATE_CLIENT, i={"partnerCode": "mangwon-bakery", "scopes": ["clients:manage"], "authMethod": "CLIENT_SECRET_BASIC"})
+    made = admin.data(
+        CREATE_CLIENT,
+        i={"partnerCode": "mangwon-bakery", "scopes": ["clients:manage"], "authMethod": "CLIENT_SECRET_BASIC"},
+    )
     assert made["createClient"]["errors"] == [] and made["createClient"]["client"]["scopes"] == ["clients:manage"]
-    manager = GatewayClient(live_server.url, made["createClient"]["client"]["clientId"], made["createClient"]["clientSecret"])
+    manager = GatewayClient(
+        live_server.url, made["createClient"]["client"]["clientId"], made["createClient"]["clientSecret"]
+    )
     metadata = httpx.get(live_server.url + "/.well-known/oauth-authorization-server", timeout=30).json()
     assert "clients:manage" in metadata["scopes_supported"]
 
@@ -99,7 +110,9 @@ async def test_clients_manage_lets_a_partner_manage_its_own_clients_and_admin_an
     assert request_token(live_server.url, writer.client_id, rotated["clientSecret"]).status_code == 200
 
     # Still only its own partner's clients: another partner's answers like an unknown one.
-    other = await register_partner(db, code="gyeonggi-steps", kind="OPERATOR", scopes=["members:read"], unit_code="GHS", won_per_point="1")
+    other = await register_partner(
+        db, code="gyeonggi-steps", kind="OPERATOR", scopes=["members:read"], unit_code="GHS", won_per_point="1"
+    )
     assert manager.data(DISABLE, i={"clientId": other.client_id})["disableClient"]["errors"] == [{"code": "NOT_FOUND"}]
     assert (await _client_row(db, other.client_id)).enabled is True
 
@@ -109,7 +122,9 @@ async def test_clients_manage_lets_a_partner_manage_its_own_clients_and_admin_an
 
 
 async def test_a_rotation_revokes_tokens_issued_before_it_even_within_the_same_second(live_server, db):
-    await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1")
+    await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1"
+    )
     target = await add_client(db, "seoul-walking", scopes=["members:read"])
     manager = GatewayClient.of(live_server.url, await add_client(db, "seoul-walking", scopes=["clients:manage"]))
     secret = target.client_secret
@@ -136,7 +151,9 @@ async def test_a_rotation_revokes_tokens_issued_before_it_even_within_the_same_s
 
 
 async def test_disabling_a_client_revokes_its_tokens_for_good(live_server, db):
-    await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1")
+    await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1"
+    )
     target = await add_client(db, "seoul-walking", scopes=["members:read"])
     manager = GatewayClient.of(live_server.url, await add_client(db, "seoul-walking", scopes=["clients:manage"]))
     token = get_token(live_server.url, target.client_id, target.client_secret)
@@ -149,6 +166,8 @@ async def test_disabling_a_client_revokes_its_tokens_for_good(live_server, db):
     # Enabled again (by the program office, in the database): the old token stays refused,
     # a new one works.
     async with db.transaction() as session:
-        await session.execute(sa.update(OAuthClient).where(OAuthClient.client_id == target.client_id).values(enabled=True))
+        await session.execute(
+            sa.update(OAuthClient).where(OAuthClient.client_id == target.client_id).values(enabled=True)
+        )
     assert _status(live_server, token) == 401
     assert _status(live_server, get_token(live_server.url, target.client_id, target.client_secret)) == 200

@@ -2,6 +2,7 @@
 INVALID_INPUT, an unexpected failure answers INTERNAL with an error id (and the same id
 is in the log with the traceback), and BigInt amounts are exact up to what the ledger
 holds and refused as INVALID_INPUT beyond it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,12 @@ def _gql(client: GatewayClient, query: str, **variables) -> dict:
     """POST as a client's JSON library would, with \\u escapes: a lone surrogate, which
     cannot be UTF-8, travels as `\\ud800` (httpx itself would refuse to encode it)."""
     body = json.dumps({"query": query, "variables": variables or None}, ensure_ascii=True)
-    response = httpx.post(client.base_url + "/graphql", content=body, timeout=30,
-                          headers={"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"})
+    response = httpx.post(
+        client.base_url + "/graphql",
+        content=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -44,9 +49,15 @@ def _gql(client: GatewayClient, query: str, **variables) -> dict:
 def _campaign_input(**fields) -> dict:
     today = dt.date.today()
     values = {
-        "code": "warm-steps", "name": "Warm steps", "beneficiaryCode": "sharing-foundation",
-        "startsOn": today.isoformat(), "endsOn": (today + dt.timedelta(days=10)).isoformat(),
-        "wonPerKm": "100", "wonPerAchiever": "0", "matchRatio": "1", "budgetWon": "1000000",
+        "code": "warm-steps",
+        "name": "Warm steps",
+        "beneficiaryCode": "sharing-foundation",
+        "startsOn": today.isoformat(),
+        "endsOn": (today + dt.timedelta(days=10)).isoformat(),
+        "wonPerKm": "100",
+        "wonPerAchiever": "0",
+        "matchRatio": "1",
+        "budgetWon": "1000000",
     }
     values.update(fields)
     return values
@@ -62,9 +73,15 @@ async def _count(db, model) -> int:
 
 async def test_nul_bytes_and_lone_surrogates_are_refused_as_invalid_input_and_nothing_is_written(db, live_server):
     url = live_server.url
-    operator = GatewayClient.of(url, await register_partner(
-        db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1))
-    sponsor = GatewayClient.of(url, await register_partner(db, code="yakult", kind="SPONSOR", scopes=["campaigns:write"]))
+    operator = GatewayClient.of(
+        url,
+        await register_partner(
+            db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+        ),
+    )
+    sponsor = GatewayClient.of(
+        url, await register_partner(db, code="yakult", kind="SPONSOR", scopes=["campaigns:write"])
+    )
     await register_partner(db, code="sharing-foundation", kind="BENEFICIARY", scopes=["donations:read"])
 
     # A NUL in a string literal (an escape and a raw character) and in variables.
@@ -108,16 +125,24 @@ def _served(settings, **changes):
 async def test_an_unexpected_failure_answers_internal_with_an_error_id_that_is_in_the_log(db, settings, env, caplog):
     server = _served(settings, env=env, graphiql=False)
     try:
-        operator = GatewayClient.of(server.url, await register_partner(
-            db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1))
+        operator = GatewayClient.of(
+            server.url,
+            await register_partner(
+                db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+            ),
+        )
         assert operator.data(MEMBER, id="kim")["member"] is None
         # The database breaks under the running gateway: its members table goes away.
         async with db.transaction() as session:
             await session.execute(sa.text("ALTER TABLE members RENAME TO members_gone"))
 
         with caplog.at_level(logging.ERROR, logger="gateway.errors"):
-            response = httpx.post(server.url + "/graphql", json={"query": MEMBER, "variables": {"id": "kim"}},
-                                  headers={"Authorization": f"Bearer {operator.token}"}, timeout=30)
+            response = httpx.post(
+                server.url + "/graphql",
+                json={"query": MEMBER, "variables": {"id": "kim"}},
+                headers={"Authorization": f"Bearer {operator.token}"},
+                timeout=30,
+            )
         assert response.status_code == 200
         [error] = response.json()["errors"]
         assert error["extensions"]["code"] == "INTERNAL"
@@ -144,8 +169,10 @@ async def world(db, live_server) -> World:
 
 
 def _authorize(w: World, code: str, amount, idem: str) -> dict:
-    return w.shop.gw.gql(AUTHORIZE, input={"memberCode": code, "amountWon": amount, "orderId": "big-1",
-                                           "idempotencyKey": idem, "capture": True})
+    return w.shop.gw.gql(
+        AUTHORIZE,
+        input={"memberCode": code, "amountWon": amount, "orderId": "big-1", "idempotencyKey": idem, "capture": True},
+    )
 
 
 async def test_an_amount_above_2_to_the_53_is_exact_and_replays_exactly(world: World):

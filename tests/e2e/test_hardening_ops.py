@@ -5,6 +5,7 @@
   most, then gets 503 with Retry-After (REST faces) or `extensions.code: UNAVAILABLE`
   (GraphQL), never SQLAlchemy's pool message; /metrics shows the pool meanwhile.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,9 @@ async def admin_client(db, *scopes: str):
 
 async def test_metrics_answer_only_a_token_with_metrics_read(db, live_server):
     url = live_server.url + "/metrics"
-    operator = await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+    operator = await register_partner(
+        db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+    )
     admin = await admin_client(db, "admin")
     monitor = await admin_client(db, "metrics:read")
 
@@ -88,8 +91,15 @@ def tiny_pool_server(settings):
     sock.close()
     issuer = f"http://127.0.0.1:{port}"
     tiny = dataclasses.replace(
-        settings, issuer=issuer, audience=f"{issuer}/graphql", db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2,
-        rate_per_second=10_000, rate_burst=10_000, max_concurrent=10_000,
+        settings,
+        issuer=issuer,
+        audience=f"{issuer}/graphql",
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout=0.2,
+        rate_per_second=10_000,
+        rate_burst=10_000,
+        max_concurrent=10_000,
     )
     server = _start_on(tiny, port)
     yield server
@@ -115,7 +125,9 @@ async def test_an_exhausted_pool_answers_503_unavailable_and_shows_in_metrics(db
     import asyncpg
 
     server = tiny_pool_server
-    operator = await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+    operator = await register_partner(
+        db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+    )
     monitor = await admin_client(db, "metrics:read")
     token = get_token(server.url, operator.client_id, operator.client_secret)
     metrics_token = get_token(server.url, monitor.client_id, monitor.client_secret)
@@ -133,15 +145,23 @@ async def test_an_exhausted_pool_answers_503_unavailable_and_shows_in_metrics(db
 
         async def graphql_worker() -> None:
             while not stop.is_set():
-                responses.append(await http.post("/graphql", json={"query": MEMBER}, headers={"Authorization": f"Bearer {token}"}))
+                responses.append(
+                    await http.post("/graphql", json={"query": MEMBER}, headers={"Authorization": f"Bearer {token}"})
+                )
 
         async def token_worker() -> None:
             while not stop.is_set():
                 responses.append(
-                    await http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(operator.client_id, operator.client_secret))
+                    await http.post(
+                        "/oauth/token",
+                        data={"grant_type": "client_credentials"},
+                        auth=(operator.client_id, operator.client_secret),
+                    )
                 )
 
-        workers = [asyncio.create_task(graphql_worker()) for _ in range(12)] + [asyncio.create_task(token_worker()) for _ in range(4)]
+        workers = [asyncio.create_task(graphql_worker()) for _ in range(12)] + [
+            asyncio.create_task(token_worker()) for _ in range(4)
+        ]
         await asyncio.sleep(1.0)
         started = time.monotonic()
         scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
@@ -172,7 +192,9 @@ async def test_an_exhausted_pool_answers_503_unavailable_and_shows_in_metrics(db
 async def test_a_graphql_field_that_finds_no_connection_is_unavailable_and_the_answer_503(db, settings):
     """The GraphQL path (GatewaySchema.process_errors) on a real pool of one connection that
     the test holds: the resolver's wait runs out inside execution."""
-    operator = await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+    operator = await register_partner(
+        db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+    )
     tiny = Database(settings.database_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
     sub_response = Response()
     sub_response.status_code = None

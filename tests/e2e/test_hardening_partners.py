@@ -11,6 +11,7 @@
 The test settings allow private addresses (the simulators run on loopback): the guard's
 tests turn that off for their server.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -97,7 +98,12 @@ def guarded_server(settings):
 async def operators(db):
     admin = await register_partner(db, code="program-office", kind="ADMIN", scopes=["admin"])
     seoul = await register_partner(
-        db, code="seoul-walking", kind="OPERATOR", scopes=["connectors:write", "members:read"], unit_code="SWM", won_per_point="1"
+        db,
+        code="seoul-walking",
+        kind="OPERATOR",
+        scopes=["connectors:write", "members:read"],
+        unit_code="SWM",
+        won_per_point="1",
     )
     return admin, seoul
 
@@ -108,7 +114,15 @@ def activity_config(base_url: str, **extra) -> dict:
         "auth": "bearer",
         "timeout_seconds": 1,
         "retry": {"attempts": 1},
-        "activity": {"path": "/activity", "fields": {"member_external_id": "userId", "date": "day", "steps": "stepCount", "distance_meters": "meters"}},
+        "activity": {
+            "path": "/activity",
+            "fields": {
+                "member_external_id": "userId",
+                "date": "day",
+                "steps": "stepCount",
+                "distance_meters": "meters",
+            },
+        },
         **extra,
     }
 
@@ -178,7 +192,10 @@ async def test_configure_connector_refuses_every_spelling_of_an_internal_address
     for url in INTERNAL_URLS + [f"http://{loopback_name()}:8080/v1"]:
         payload = configure(admin_gw, url)
         assert payload["connector"] is None, url
-        assert [(e["code"], e["field"]) for e in payload["errors"]] == [("INVALID_INPUT", ["input", "config"])], (url, payload)
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [("INVALID_INPUT", ["input", "config"])], (
+            url,
+            payload,
+        )
         assert "public addresses only" in payload["errors"][0]["message"], url
     assert gw.data(CONNECTORS)["connectors"] == []
     # A public address is accepted (an IP literal: no DNS needed).
@@ -266,11 +283,19 @@ async def agreement_world(db, live_server):
     scopes = ["settlements:read", "settlements:write"]
     await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=scopes, unit_code="SWM", won_per_point="1")
     await register_partner(db, code="busan-steps", kind="OPERATOR", scopes=scopes, unit_code="BSP", won_per_point="1")
-    jeju = await register_partner(db, code="jeju-trails", kind="OPERATOR", scopes=scopes, unit_code="JJT", won_per_point="1")
+    jeju = await register_partner(
+        db, code="jeju-trails", kind="OPERATOR", scopes=scopes, unit_code="JJT", won_per_point="1"
+    )
     async with db.transaction() as s:
         await create_agreement(
-            session=s, code="seoul-busan", operator_a_code="seoul-walking", operator_b_code="busan-steps",
-            cross_redemption=True, point_exchange=True, fee_bps=250, settlement_period=SettlementPeriod.MONTHLY,
+            session=s,
+            code="seoul-busan",
+            operator_a_code="seoul-walking",
+            operator_b_code="busan-steps",
+            cross_redemption=True,
+            point_exchange=True,
+            fee_bps=250,
+            settlement_period=SettlementPeriod.MONTHLY,
             starts_on=dt.date(2025, 1, 1),
         )
     return GatewayClient.of(live_server.url, jeju)
@@ -286,7 +311,14 @@ async def test_another_operators_agreement_answers_exactly_like_an_unknown_code(
                 "agreementCode": code,
                 "periodStart": "2025-01-01",
                 "periodEnd": "2025-01-31",
-                "records": [{"reference": "mv_1", "kind": "CROSS_REDEMPTION", "amountWon": "1000", "occurredAt": "2025-01-05T12:00:00+09:00"}],
+                "records": [
+                    {
+                        "reference": "mv_1",
+                        "kind": "CROSS_REDEMPTION",
+                        "amountWon": "1000",
+                        "occurredAt": "2025-01-05T12:00:00+09:00",
+                    }
+                ],
             },
         )["submitReconciliationReport"]
 
@@ -337,11 +369,15 @@ async def test_create_campaign_does_not_tell_another_sponsors_code_from_an_unuse
     # Taking it is refused alike whoever holds it (the rival's own code included), naming nobody.
     assert create("rival-steps")["errors"] == []
     others, own = create("warm-steps-2026"), create("rival-steps")
-    assert others["errors"] == own["errors"] == [
-        {"code": "INVALID_INPUT", "message": others["errors"][0]["message"], "field": ["input", "code"]}
-    ]
+    assert (
+        others["errors"]
+        == own["errors"]
+        == [{"code": "INVALID_INPUT", "message": others["errors"][0]["message"], "field": ["input", "code"]}]
+    )
     assert "yakult" not in json.dumps(others)
-    assert yakult.data("query { campaigns { edges { node { code } } } }")["campaigns"]["edges"] == [{"node": {"code": "warm-steps-2026"}}]
+    assert yakult.data("query { campaigns { edges { node { code } } } }")["campaigns"]["edges"] == [
+        {"node": {"code": "warm-steps-2026"}}
+    ]
 
 
 def test_one_setting_governs_webhooks_and_connectors_under_either_name():

@@ -1,6 +1,7 @@
 """Issue 17, item 7 over real HTTP: persisted queries belong to a partner, are capped in
 size and in number (the least recently used go), and ADMIN registers a client to run only
 persisted queries with a mutation."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,9 @@ def _post(client: GatewayClient, query: str | None, sha: str | None = None) -> d
         body["query"] = query
     if sha is not None:
         body["extensions"] = {"persistedQuery": {"version": 1, "sha256Hash": sha}}
-    response = httpx.post(client.base_url + "/graphql", json=body, timeout=30,
-                          headers={"Authorization": f"Bearer {client.token}"})
+    response = httpx.post(
+        client.base_url + "/graphql", json=body, timeout=30, headers={"Authorization": f"Bearer {client.token}"}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -68,14 +70,19 @@ def _by_hash(client: GatewayClient, query: str) -> dict:
 
 
 async def _operator(db, url: str, code: str, unit: str) -> GatewayClient:
-    return GatewayClient.of(url, await register_partner(
-        db, code=code, kind="OPERATOR", scopes=["members:read"], unit_code=unit, won_per_point=1))
+    return GatewayClient.of(
+        url,
+        await register_partner(
+            db, code=code, kind="OPERATOR", scopes=["members:read"], unit_code=unit, won_per_point=1
+        ),
+    )
 
 
 async def _stored(db, partner_code: str | None = None) -> list[str]:
     async with db.session() as session:
-        rows = await session.execute(sa.text(
-            "SELECT p.code, q.sha256 FROM persisted_queries q JOIN partners p ON p.id = q.partner_id"))
+        rows = await session.execute(
+            sa.text("SELECT p.code, q.sha256 FROM persisted_queries q JOIN partners p ON p.id = q.partner_id")
+        )
         return sorted(sha for code, sha in rows if partner_code in (None, code))
 
 
@@ -144,7 +151,9 @@ async def test_admin_registers_a_client_to_run_only_persisted_queries(db, live_s
     assert _post(locked, VIEWER)["data"]["viewer"]["clientId"] == locked.client_id
 
     # Only ADMIN may set it; an unknown client is NOT_FOUND.
-    assert _code(walk_a.gql(SET_ONLY, input={"clientId": locked.client_id, "persistedQueriesOnly": True})) == "FORBIDDEN"
+    assert (
+        _code(walk_a.gql(SET_ONLY, input={"clientId": locked.client_id, "persistedQueriesOnly": True})) == "FORBIDDEN"
+    )
     unknown = admin.data(SET_ONLY, input={"clientId": "no-such-client", "persistedQueriesOnly": True})
     assert [e["code"] for e in unknown["setPersistedQueriesOnly"]["errors"]] == ["NOT_FOUND"]
 

@@ -7,6 +7,7 @@ expands to 2^k fields. It is refused with LIMIT_EXCEEDED in well under a second 
 it is refused and audited once, not 2^k times. An operation over the cost budget is
 refused with its cost and the budget, and runs nothing; every priced response carries
 `extensions.cost`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -135,8 +136,9 @@ async def test_a_mutation_fragment_bomb_is_refused_and_audited_once(db, live_ser
 
     async with db.session() as session:
         events = (
-            await session.execute(sa.select(AuditEvent.operation, AuditEvent.outcome).where(
-                AuditEvent.operation == "createPartner"))
+            await session.execute(
+                sa.select(AuditEvent.operation, AuditEvent.outcome).where(AuditEvent.operation == "createPartner")
+            )
         ).all()
         created = (await session.execute(sa.select(Partner).where(Partner.code == "bomb-shop"))).first()
     assert [tuple(e) for e in events] == [("createPartner", "LIMIT_EXCEEDED")]
@@ -152,13 +154,17 @@ async def test_fragments_count_towards_depth_and_aliases_as_if_expanded(db, live
     body = _refused(post_graphql(live_server.url, token, deep))
     assert "depth of 12" in body["errors"][0]["message"]
 
-    aliases = "{ ...F ...G } fragment F on Query { " + " ".join(
-        f"a{i}: viewer {{ clientId }}" for i in range(16)
-    ) + " } fragment G on Query { ...F }"  # 16 aliases, spread twice: 32 > 30
+    aliases = (
+        "{ ...F ...G } fragment F on Query { "
+        + " ".join(f"a{i}: viewer {{ clientId }}" for i in range(16))
+        + " } fragment G on Query { ...F }"
+    )  # 16 aliases, spread twice: 32 > 30
     body = _refused(post_graphql(live_server.url, token, aliases))
     assert "32 aliases" in body["errors"][0]["message"]
 
-    shared = "{ ...F ...F viewer { ...V ...V } } fragment F on Query { viewer { ...V } } fragment V on Viewer { clientId }"
+    shared = (
+        "{ ...F ...F viewer { ...V ...V } } fragment F on Query { viewer { ...V } } fragment V on Viewer { clientId }"
+    )
     assert post_graphql(live_server.url, token, shared).json()["data"]["viewer"]["clientId"]
 
 

@@ -9,6 +9,7 @@
   with the traceback, and none of the SQL text;
 - item 14: a request body trickled too slowly is cut off with 408 and the connection closed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,9 @@ async def world(db, live_server) -> World:
 
 @pytest.fixture
 def pos(world) -> httpx.Client:
-    with httpx.Client(base_url=world.url, timeout=30, headers={"Authorization": f"Bearer {world.shop.gw.token}"}) as client:
+    with httpx.Client(
+        base_url=world.url, timeout=30, headers={"Authorization": f"Bearer {world.shop.gw.token}"}
+    ) as client:
         yield client
 
 
@@ -63,8 +66,11 @@ async def _payments(db) -> int:
 @pytest.mark.parametrize("path", ["/statements/1.json", "/statements/1.pdf", "/settlements/1.json"])
 def test_a_signed_document_url_with_a_hostile_expiry_is_403_not_500(live_server, path):
     """Unauthenticated: the expiry and signature are checked first, and refused as a changed URL."""
-    for params in ({"expires": "9" * 5000, "sig": "x"}, {"expires": "²", "sig": "x"},
-                   {"expires": str(int(time.time()) + 600), "sig": "é"}):
+    for params in (
+        {"expires": "9" * 5000, "sig": "x"},
+        {"expires": "²", "sig": "x"},
+        {"expires": str(int(time.time()) + 600), "sig": "é"},
+    ):
         answer = httpx.get(live_server.url + path, params=params)
         assert answer.status_code == 403, (params, answer.text)
         assert answer.json()["error"] == "forbidden"
@@ -85,7 +91,9 @@ async def test_text_the_database_cannot_store_is_refused_on_the_pos_face(world: 
         ('{"memberCode": "%s", "amountWon": 100, "orderId": "x", "\\udfff": 1}' % code, None),
     ):
         kwargs = {"json": body} if isinstance(body, dict) else {"content": body}
-        answer = pos.post("/pos/v1/payments", headers={"Idempotency-Key": key(), "Content-Type": "application/json"}, **kwargs)
+        answer = pos.post(
+            "/pos/v1/payments", headers={"Idempotency-Key": key(), "Content-Type": "application/json"}, **kwargs
+        )
         assert answer.status_code == 400, answer.text
         error = _pos_error(answer)
         assert error["code"] == "INVALID_INPUT" and "cannot be stored" in error["message"]
@@ -94,30 +102,50 @@ async def test_text_the_database_cannot_store_is_refused_on_the_pos_face(world: 
     assert await _payments(db) == 0
 
     # A refund's reason with a NUL, on a real payment: refused, the payment untouched.
-    paid = pos.post("/pos/v1/payments", json={"memberCode": code, "amountWon": 1_000, "orderId": "o-1", "capture": True},
-                    headers={"Idempotency-Key": key()})
+    paid = pos.post(
+        "/pos/v1/payments",
+        json={"memberCode": code, "amountWon": 1_000, "orderId": "o-1", "capture": True},
+        headers={"Idempotency-Key": key()},
+    )
     assert paid.status_code == 201, paid.text
-    refund = pos.post(f"/pos/v1/payments/{paid.json()['id']}/refunds", json={"amountWon": 100, "reason": "bad\x00"},
-                      headers={"Idempotency-Key": key()})
+    refund = pos.post(
+        f"/pos/v1/payments/{paid.json()['id']}/refunds",
+        json={"amountWon": 100, "reason": "bad\x00"},
+        headers={"Idempotency-Key": key()},
+    )
     assert (refund.status_code, _pos_error(refund)["field"]) == (400, ["reason"])
     assert pos.get(f"/pos/v1/payments/{paid.json()['id']}").json()["refundedWon"] == 0
 
 
-async def test_json_nested_50000_deep_is_400_on_graphql_and_every_json_rest_endpoint(world: World, pos: httpx.Client, db):
+async def test_json_nested_50000_deep_is_400_on_graphql_and_every_json_rest_endpoint(
+    world: World, pos: httpx.Client, db
+):
     w = world
     await w.credit(w.seoul, "lee", 10_000)
-    paid = pos.post("/pos/v1/payments", json={"memberCode": w.code(w.seoul, "lee"), "amountWon": 1_000, "orderId": "o-2"},
-                    headers={"Idempotency-Key": key()}).json()
+    paid = pos.post(
+        "/pos/v1/payments",
+        json={"memberCode": w.code(w.seoul, "lee"), "amountWon": 1_000, "orderId": "o-2"},
+        headers={"Idempotency-Key": key()},
+    ).json()
     nested_array = b"[" * DEEP + b"]" * DEEP
     nested_object = b'{"a":' * DEEP + b"1" + b"}" * DEEP
     for body in (nested_array, nested_object):
-        for path in ("/pos/v1/payments", f"/pos/v1/payments/{paid['id']}/capture", f"/pos/v1/payments/{paid['id']}/void",
-                     f"/pos/v1/payments/{paid['id']}/refunds"):
-            answer = pos.post(path, content=body, headers={"Content-Type": "application/json", "Idempotency-Key": key()})
+        for path in (
+            "/pos/v1/payments",
+            f"/pos/v1/payments/{paid['id']}/capture",
+            f"/pos/v1/payments/{paid['id']}/void",
+            f"/pos/v1/payments/{paid['id']}/refunds",
+        ):
+            answer = pos.post(
+                path, content=body, headers={"Content-Type": "application/json", "Idempotency-Key": key()}
+            )
             assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
             assert _pos_error(answer)["code"] == "INVALID_INPUT"
-        answer = httpx.post(f"{w.url}/graphql", content=body,
-                            headers={"Content-Type": "application/json", "Authorization": f"Bearer {w.shop.gw.token}"})
+        answer = httpx.post(
+            f"{w.url}/graphql",
+            content=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {w.shop.gw.token}"},
+        )
         assert answer.status_code == 400, answer.text[:200]
         assert answer.json()["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     assert pos.get(f"/pos/v1/payments/{paid['id']}").json()["status"] == "AUTHORIZED"
@@ -140,17 +168,25 @@ async def test_amounts_beyond_the_ledger_or_not_whole_are_invalid_input(world: W
     w = world
     await w.credit(w.seoul, "park", 10_000)
     body = '{"memberCode": "%s", "amountWon": %s, "orderId": "o-big"}' % (w.code(w.seoul, "park"), amount)
-    answer = pos.post("/pos/v1/payments", content=body, headers={"Content-Type": "application/json", "Idempotency-Key": key()})
+    answer = pos.post(
+        "/pos/v1/payments", content=body, headers={"Content-Type": "application/json", "Idempotency-Key": key()}
+    )
     assert answer.status_code in (400, 422), (amount, answer.status_code, answer.text)
     assert _pos_error(answer)["code"] == "INVALID_INPUT"
     assert await _payments(db) == 0
     if amount.isdigit() and len(amount) < 100:
         # On capture and refund too, of a real payment.
-        paid = pos.post("/pos/v1/payments", json={"memberCode": w.code(w.seoul, "park"), "amountWon": 500, "orderId": "o-3"},
-                        headers={"Idempotency-Key": key()}).json()
+        paid = pos.post(
+            "/pos/v1/payments",
+            json={"memberCode": w.code(w.seoul, "park"), "amountWon": 500, "orderId": "o-3"},
+            headers={"Idempotency-Key": key()},
+        ).json()
         for action in ("capture", "refunds"):
-            answer = pos.post(f"/pos/v1/payments/{paid['id']}/{action}", content='{"amountWon": %s}' % amount,
-                              headers={"Content-Type": "application/json", "Idempotency-Key": key()})
+            answer = pos.post(
+                f"/pos/v1/payments/{paid['id']}/{action}",
+                content='{"amountWon": %s}' % amount,
+                headers={"Content-Type": "application/json", "Idempotency-Key": key()},
+            )
             assert answer.status_code == 422 and _pos_error(answer)["code"] == "INVALID_INPUT", answer.text
 
 
@@ -162,22 +198,32 @@ def _assert_masked(answer: httpx.Response, caplog, *, leaks: tuple[str, ...]) ->
     text = answer.text
     for leak in leaks:
         assert leak.lower() not in text.lower(), text
-    [record] = [r for r in caplog.records if r.name == "gateway.errors" and "INTERNAL errorId=" in r.getMessage()
-                and r.getMessage().split("errorId=")[1].split()[0] in text]
+    [record] = [
+        r
+        for r in caplog.records
+        if r.name == "gateway.errors"
+        and "INTERNAL errorId=" in r.getMessage()
+        and r.getMessage().split("errorId=")[1].split()[0] in text
+    ]
     assert record.exc_info is not None  # the traceback is in the log, under the id the client got
     return record.getMessage().split("errorId=")[1].split()[0]
 
 
-async def test_an_unexpected_failure_is_masked_on_every_rest_face(world: World, pos: httpx.Client, db, live_server, caplog):
+async def test_an_unexpected_failure_is_masked_on_every_rest_face(
+    world: World, pos: httpx.Client, db, live_server, caplog
+):
     w = world
     caplog.set_level(logging.ERROR, logger="gateway.errors")
-    operator = await register_partner(db, code="daegu-walks", kind="OPERATOR", scopes=["settlements:write"],
-                                      unit_code="DGW", won_per_point="1")
+    operator = await register_partner(
+        db, code="daegu-walks", kind="OPERATOR", scopes=["settlements:write"], unit_code="DGW", won_per_point="1"
+    )
     operator_token = get_token(w.url, operator.client_id, operator.client_secret)
-    settlement_url = documents.signed_url(base_url=w.url, path="/settlements/1.json", secret_key=live_server.settings.secret_key,
-                                          ttl_seconds=600)
-    statement_url = documents.signed_url(base_url=w.url, path="/statements/1.json", secret_key=live_server.settings.secret_key,
-                                         ttl_seconds=600)
+    settlement_url = documents.signed_url(
+        base_url=w.url, path="/settlements/1.json", secret_key=live_server.settings.secret_key, ttl_seconds=600
+    )
+    statement_url = documents.signed_url(
+        base_url=w.url, path="/statements/1.json", secret_key=live_server.settings.secret_key, ttl_seconds=600
+    )
     gone = f"gone_{uuid.uuid4().hex[:6]}"
     async with db.transaction() as s:  # a real outage of a kind: tables the handlers read are missing
         for table in ("redemptions", "settlements", "issued_statements", "agreements"):
@@ -185,26 +231,30 @@ async def test_an_unexpected_failure_is_masked_on_every_rest_face(world: World, 
 
     answer = pos.get("/pos/v1/payments", params={"orderId": "x"})
     error_id = _assert_masked(answer, caplog, leaks=("redemptions", "select", "sqlalchemy", "order_id"))
-    assert answer.json() == {"error": {"code": "INTERNAL", "field": None, "errorId": error_id,
-                                       "message": answer.json()["error"]["message"]}}
+    assert answer.json() == {
+        "error": {"code": "INTERNAL", "field": None, "errorId": error_id, "message": answer.json()["error"]["message"]}
+    }
 
     for url in (settlement_url, statement_url):
         answer = httpx.get(url)
         error_id = _assert_masked(answer, caplog, leaks=("settlements", "issued_statements", "select", "sqlalchemy"))
         assert answer.json()["error"] == "internal" and answer.json()["errorId"] == error_id
 
-    upload = httpx.post(f"{w.url}/reconciliation/v1/reports",
-                        params={"agreement": "x", "periodStart": "2025-01-01", "periodEnd": "2025-01-31"},
-                        content=b"reference,kind,amountWon,occurredAt\n",
-                        headers={"Authorization": f"Bearer {operator_token}", "Content-Type": "text/csv"})
+    upload = httpx.post(
+        f"{w.url}/reconciliation/v1/reports",
+        params={"agreement": "x", "periodStart": "2025-01-01", "periodEnd": "2025-01-31"},
+        content=b"reference,kind,amountWon,occurredAt\n",
+        headers={"Authorization": f"Bearer {operator_token}", "Content-Type": "text/csv"},
+    )
     error_id = _assert_masked(upload, caplog, leaks=("agreements", "select", "sqlalchemy"))
     assert upload.json()["error"] == "internal" and upload.json()["errorId"] == error_id
 
     # The last resort (gateway/app.py): /graphql cannot check a token, answered in GraphQL's shape.
     async with db.transaction() as s:
         await s.execute(sa.text(f"ALTER TABLE revoked_tokens RENAME TO revoked_tokens_{gone}"))
-    answer = httpx.post(f"{w.url}/graphql", json={"query": "{ __typename }"},
-                        headers={"Authorization": f"Bearer {w.shop.gw.token}"})
+    answer = httpx.post(
+        f"{w.url}/graphql", json={"query": "{ __typename }"}, headers={"Authorization": f"Bearer {w.shop.gw.token}"}
+    )
     error_id = _assert_masked(answer, caplog, leaks=("revoked_tokens", "select", "sqlalchemy"))
     [error] = answer.json()["errors"]
     assert error["extensions"] == {"code": "INTERNAL", "errorId": error_id}
@@ -231,7 +281,7 @@ def _raw(port: int, head: str, body: bytes, *, wait: float) -> tuple[bytes, floa
                     closed = True
                     break
                 answer += data
-        except socket.timeout:
+        except TimeoutError:
             pass
         return answer, time.monotonic() - started, closed
 
@@ -239,15 +289,19 @@ def _raw(port: int, head: str, body: bytes, *, wait: float) -> tuple[bytes, floa
 def test_a_trickled_body_is_cut_off_with_408(world: World, live_server):
     """Token endpoint (unauthenticated, it reads the form first) and the POS face: 20 of 100
     declared bytes, then silence. Cut within the 1-second timeout (plus slack), connection closed."""
-    token_head = ("POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                  "Content-Length: 100\r\n\r\n")
+    token_head = (
+        "POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 100\r\n\r\n"
+    )
     answer, took, closed = _raw(live_server.port, token_head, b"grant_type=client_cr", wait=10)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert took < 5 and closed
     assert b'"error":"invalid_request"' in answer and b"did not arrive in time" in answer
 
-    pos_head = (f"POST /pos/v1/payments HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {world.shop.gw.token}\r\n"
-                f"Idempotency-Key: {key()}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+    pos_head = (
+        f"POST /pos/v1/payments HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {world.shop.gw.token}\r\n"
+        f"Idempotency-Key: {key()}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
     answer, took, closed = _raw(live_server.port, pos_head, b'{"memberCode": "1', wait=10)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert took < 5 and closed

@@ -5,6 +5,7 @@ Over real HTTP against `live_server`: the test binds its client sockets to diffe
 loopback addresses (127.0.0.2, 127.0.0.3, ...) so the gateway sees different callers. The
 victim calls from 127.0.0.1 throughout.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,9 @@ def token_request(url: str, client_id: str, secret: str, *, source: str, headers
 
 
 async def _victim(db):
-    return await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+    return await register_partner(
+        db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+    )
 
 
 async def test_bad_secrets_for_a_victims_client_id_brake_the_guesser_not_the_victim(db, live_server):
@@ -57,7 +60,9 @@ async def test_bad_secrets_for_a_victims_client_id_brake_the_guesser_not_the_vic
 
 async def test_one_address_spraying_client_ids_is_braked_for_every_client(db, live_server):
     victim = await _victim(db)
-    other = await register_partner(db, code="busan-walk", kind="OPERATOR", scopes=["members:read"], unit_code="BWM", won_per_point=1)
+    other = await register_partner(
+        db, code="busan-walk", kind="OPERATOR", scopes=["members:read"], unit_code="BWM", won_per_point=1
+    )
 
     # Twenty failures over five made-up client ids: four each, under the per-client brake.
     spray = [
@@ -68,7 +73,9 @@ async def test_one_address_spraying_client_ids_is_braked_for_every_client(db, li
 
     assert spray == [401] * 20
     assert braked.status_code == 429 and braked.json()["error"] == "slow_down"
-    assert token_request(live_server.url, other.client_id, other.client_secret, source=VICTIM_ADDRESS).status_code == 200
+    assert (
+        token_request(live_server.url, other.client_id, other.client_secret, source=VICTIM_ADDRESS).status_code == 200
+    )
     assert token_request(live_server.url, victim.client_id, victim.client_secret, source="127.0.0.4").status_code == 200
 
 
@@ -78,9 +85,12 @@ async def test_strangers_naming_a_client_id_spend_none_of_its_request_budget(db,
     # Eight failed requests naming the victim, from two addresses (four each, under every brake).
     strangers = [
         token_request(live_server.url, victim.client_id, "cs_guess", source=source).status_code
-        for source in ("127.0.0.5", "127.0.0.6") for _ in range(4)
+        for source in ("127.0.0.5", "127.0.0.6")
+        for _ in range(4)
     ]
-    own = [token_request(live_server.url, victim.client_id, victim.client_secret, source=VICTIM_ADDRESS) for _ in range(4)]
+    own = [
+        token_request(live_server.url, victim.client_id, victim.client_secret, source=VICTIM_ADDRESS) for _ in range(4)
+    ]
 
     assert strangers == [401] * 8
     # The victim's own budget (3 a minute in this test) is whole, and still enforced.
@@ -93,21 +103,36 @@ async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(db, live_server)
     victim = await _victim(db)
 
     spoofed = [
-        token_request(live_server.url, victim.client_id, "cs_guess", source="127.0.0.7",
-                      headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+        token_request(
+            live_server.url,
+            victim.client_id,
+            "cs_guess",
+            source="127.0.0.7",
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},
+        ).status_code
         for i in range(6)
     ]
     assert spoofed == [401] * 5 + [429]
 
     # Through the trusted proxy (127.0.0.1), the forwarded address is the caller.
     via_proxy = [
-        token_request(live_server.url, victim.client_id, "cs_guess", source="127.0.0.1",
-                      headers={"X-Forwarded-For": "203.0.113.7"}).status_code
+        token_request(
+            live_server.url,
+            victim.client_id,
+            "cs_guess",
+            source="127.0.0.1",
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        ).status_code
         for _ in range(6)
     ]
     assert via_proxy == [401] * 5 + [429]
-    elsewhere = token_request(live_server.url, victim.client_id, victim.client_secret, source="127.0.0.1",
-                              headers={"X-Forwarded-For": "203.0.113.8"})
+    elsewhere = token_request(
+        live_server.url,
+        victim.client_id,
+        victim.client_secret,
+        source="127.0.0.1",
+        headers={"X-Forwarded-For": "203.0.113.8"},
+    )
     assert elsewhere.status_code == 200, elsewhere.text
 
 

@@ -5,6 +5,7 @@ A decompression bomb (200 MB of newlines, gzip-compressed to ~200 KB) is refused
 while `/healthz` keeps answering within 0.5 s, several bombs uploading at once; a CSV
 amount of 5,000 digits, a NUL in a reference and a deeply nested JSON line are 400s naming
 their line, and no run of theirs stays RUNNING."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,12 +44,20 @@ def bomb() -> bytes:
 @pytest.fixture
 async def operator(db, live_server):
     """An operator with a settlements:write token, party to an agreement; the upload URL and params."""
-    seoul = await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=SCOPES, unit_code="SWM", won_per_point="1")
+    seoul = await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=SCOPES, unit_code="SWM", won_per_point="1"
+    )
     await register_partner(db, code="busan-steps", kind="OPERATOR", scopes=SCOPES, unit_code="BSP", won_per_point="1")
     async with db.transaction() as s:
         await create_agreement(
-            session=s, code="seoul-busan", operator_a_code="seoul-walking", operator_b_code="busan-steps",
-            cross_redemption=True, point_exchange=True, fee_bps=250, settlement_period=SettlementPeriod.MONTHLY,
+            session=s,
+            code="seoul-busan",
+            operator_a_code="seoul-walking",
+            operator_b_code="busan-steps",
+            cross_redemption=True,
+            point_exchange=True,
+            fee_bps=250,
+            settlement_period=SettlementPeriod.MONTHLY,
             starts_on=dt.date(2025, 1, 1),
         )
     token = get_token(live_server.url, seoul.client_id, seoul.client_secret)
@@ -73,10 +82,15 @@ async def test_a_gzip_bomb_is_refused_while_healthz_keeps_answering(operator, bo
 
     def upload(content_type: str) -> None:
         try:
-            answers.append(httpx.post(
-                operator.url, params=operator.params, content=bomb, timeout=60,
-                headers={**operator.headers, "Content-Type": content_type, "Content-Encoding": "gzip"},
-            ))
+            answers.append(
+                httpx.post(
+                    operator.url,
+                    params=operator.params,
+                    content=bomb,
+                    timeout=60,
+                    headers={**operator.headers, "Content-Type": content_type, "Content-Encoding": "gzip"},
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - recorded, asserted below
             answers.append(exc)
 
@@ -130,22 +144,43 @@ async def test_a_body_over_the_upload_limit_is_refused_before_it_is_read(operato
     "content_type, body, line",
     [
         # A 5,000-digit amount: int() refuses it (Python's 4,300-digit limit).
-        ("text/csv", "reference,kind,amountWon,occurredAt\nmv_1,CROSS_REDEMPTION," + "9" * 5000 + ",2025-01-03T12:00:00Z\n", "line 2"),
+        (
+            "text/csv",
+            "reference,kind,amountWon,occurredAt\nmv_1,CROSS_REDEMPTION," + "9" * 5000 + ",2025-01-03T12:00:00Z\n",
+            "line 2",
+        ),
         # A NUL in a reference: PostgreSQL cannot store it.
-        ("text/csv", "reference,kind,amountWon,occurredAt\nmv_1,CROSS_REDEMPTION,10,2025-01-03T12:00:00Z\nmv\x00x,EXCHANGE,1,2025-01-03T12:00:00Z\n", "line 3"),
+        (
+            "text/csv",
+            "reference,kind,amountWon,occurredAt\nmv_1,CROSS_REDEMPTION,10,2025-01-03T12:00:00Z\nmv\x00x,EXCHANGE,1,2025-01-03T12:00:00Z\n",
+            "line 3",
+        ),
         # An unpaired surrogate, as JSON escapes it.
-        ("application/x-ndjson", '{"reference": "mv_\\ud800", "kind": "EXCHANGE", "amountWon": 1, "occurredAt": "2025-01-03T12:00:00Z"}\n', "line 1"),
+        (
+            "application/x-ndjson",
+            '{"reference": "mv_\\ud800", "kind": "EXCHANGE", "amountWon": 1, "occurredAt": "2025-01-03T12:00:00Z"}\n',
+            "line 1",
+        ),
         # A line nested 20,000 deep.
         ("application/x-ndjson", "[" * 20000 + "]" * 20000 + "\n", "line 1"),
         # An amount beyond the ledger's 64 bits, and an instant that overflows in UTC.
-        ("application/x-ndjson", '{"reference": "mv_1", "kind": "EXCHANGE", "amountWon": 9223372036854775808, "occurredAt": "2025-01-03T12:00:00Z"}\n', "line 1"),
+        (
+            "application/x-ndjson",
+            '{"reference": "mv_1", "kind": "EXCHANGE", "amountWon": 9223372036854775808, "occurredAt": "2025-01-03T12:00:00Z"}\n',
+            "line 1",
+        ),
         ("text/csv", "reference,kind,amountWon,occurredAt\nmv_1,EXCHANGE,1,0001-01-01T00:00:00+09:00\n", "line 2"),
     ],
     ids=["csv-5000-digits", "csv-nul", "ndjson-surrogate", "ndjson-nested", "ndjson-2^63", "csv-year-1"],
 )
 async def test_hostile_records_are_refused_with_400_naming_their_line(operator, db, content_type, body, line):
-    answer = httpx.post(operator.url, params=operator.params, content=body.encode("utf-8", "surrogatepass"),
-                        headers={**operator.headers, "Content-Type": content_type}, timeout=30)
+    answer = httpx.post(
+        operator.url,
+        params=operator.params,
+        content=body.encode("utf-8", "surrogatepass"),
+        headers={**operator.headers, "Content-Type": content_type},
+        timeout=30,
+    )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_request"
     assert answer.json()["message"].startswith(line), answer.json()

@@ -6,6 +6,7 @@ redis://127.0.0.1:6379/0), each test under a key prefix of its own, removed afte
 Under CI (CI=true) a Redis that cannot be reached fails these tests; elsewhere they skip.
 Without Redis the same two processes each admit the whole limit: that is why replicas need it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,7 +71,9 @@ def _limits(**values) -> dict[str, str]:
 
 
 async def _client(db, url: str) -> tuple[str, str, str]:
-    reg = await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+    reg = await register_partner(
+        db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+    )
     return reg.client_id, reg.client_secret, get_token(url, reg.client_id, reg.client_secret)
 
 
@@ -93,7 +96,9 @@ async def test_two_workers_with_redis_admit_a_clients_burst_once_in_total(db, tw
         assert refused.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
         assert 1 <= int(refused.headers["retry-after"]) <= 100
     # Both processes refuse once the shared bucket is empty.
-    assert {servers.urls.index(str(r.request.url).removesuffix("/graphql")) for r in answers if r.status_code == 429} == {0, 1}
+    assert {
+        servers.urls.index(str(r.request.url).removesuffix("/graphql")) for r in answers if r.status_code == 429
+    } == {0, 1}
 
 
 async def test_two_workers_without_redis_each_admit_the_whole_burst(db, two_workers):
@@ -108,7 +113,9 @@ async def test_two_workers_without_redis_each_admit_the_whole_burst(db, two_work
 
 async def test_the_concurrency_cap_is_shared_and_a_dead_workers_slot_expires(db, two_workers, redis_prefix):
     servers = two_workers(
-        GATEWAY_REDIS_URL=REDIS_URL, GATEWAY_REDIS_KEY_PREFIX=redis_prefix, GATEWAY_CONCURRENCY_SLOT_TTL_SECONDS="4",
+        GATEWAY_REDIS_URL=REDIS_URL,
+        GATEWAY_REDIS_KEY_PREFIX=redis_prefix,
+        GATEWAY_CONCURRENCY_SLOT_TTL_SECONDS="4",
         **_limits(rate_per_second=1000, rate_burst=1000, max_concurrent=1),
     )
     client_id, _, token = await _client(db, servers.urls[0])
@@ -120,10 +127,14 @@ async def test_the_concurrency_cap_is_shared_and_a_dead_workers_slot_expires(db,
         yield b'{ clientId } }"}'
 
     holder = threading.Thread(
-        target=lambda: _swallow(lambda: httpx.post(
-            servers.urls[0] + "/graphql", content=trickle(), timeout=60,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )),
+        target=lambda: _swallow(
+            lambda: httpx.post(
+                servers.urls[0] + "/graphql",
+                content=trickle(),
+                timeout=60,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        ),
         daemon=True,
     )
     holder.start()
@@ -153,11 +164,17 @@ async def test_the_concurrency_cap_is_shared_and_a_dead_workers_slot_expires(db,
 
 async def test_failed_authentications_are_counted_across_workers(db, two_workers, redis_prefix):
     servers = two_workers(GATEWAY_REDIS_URL=REDIS_URL, GATEWAY_REDIS_KEY_PREFIX=redis_prefix)
-    reg = await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+    reg = await register_partner(
+        db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+    )
 
     def token_at(i: int, secret: str) -> httpx.Response:
-        return httpx.post(servers.urls[i % 2] + "/oauth/token", data={"grant_type": "client_credentials"},
-                          auth=(reg.client_id, secret), timeout=30)
+        return httpx.post(
+            servers.urls[i % 2] + "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(reg.client_id, secret),
+            timeout=30,
+        )
 
     failures = [token_at(i, "cs_guess").status_code for i in range(5)]  # 3 on worker 0, 2 on worker 1
 
@@ -187,7 +204,12 @@ def server_with_silent_redis(settings, silent_redis):
         port = sock.getsockname()[1]
     issuer = f"http://127.0.0.1:{port}"
     served = dataclasses.replace(
-        settings, issuer=issuer, audience=f"{issuer}/graphql", redis_url=silent_redis, rate_per_second=0.01, rate_burst=3
+        settings,
+        issuer=issuer,
+        audience=f"{issuer}/graphql",
+        redis_url=silent_redis,
+        rate_per_second=0.01,
+        rate_burst=3,
     )
     server = _start_on(served, port)
     yield server

@@ -1,4 +1,5 @@
 """The POS client printed in docs/merchants.md works against a live gateway, as written."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Operators over real HTTP: report walking, read balances and history, issue codes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,16 +43,26 @@ def ordinary_day(back: int) -> dt.date:
 
 @pytest.fixture
 async def seoul(db):
-    return await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="SWM", won_per_point="1")
+    return await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="SWM", won_per_point="1"
+    )
 
 
 @pytest.fixture
 async def busan(db):
-    return await register_partner(db, code="busan-steps", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="BSP", won_per_point="0.5")
+    return await register_partner(
+        db, code="busan-steps", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="BSP", won_per_point="0.5"
+    )
 
 
 def walk(member: str, day: dt.date, steps: int, meters: int, source: str | None = "app") -> dict:
-    return {"memberExternalId": member, "date": day.isoformat(), "steps": steps, "distanceMeters": meters, "source": source}
+    return {
+        "memberExternalId": member,
+        "date": day.isoformat(),
+        "steps": steps,
+        "distanceMeters": meters,
+        "source": source,
+    }
 
 
 def record(gw: GatewayClient, *walks: dict) -> dict:
@@ -94,7 +105,11 @@ async def test_every_activity_status_over_http(live_server, seoul):
         assert int(newer["balanceAfter"]) == int(older["balanceAfter"]) + int(newer["points"])
     assert {e["kind"] for e in entries} <= {"EARN", "ADJUST"}
     assert member["activities"]["edges"][0]["node"] == {
-        "date": day.isoformat(), "steps": 4000, "distanceMeters": 3000, "pointsCredited": str(total), "source": "app"
+        "date": day.isoformat(),
+        "steps": 4000,
+        "distanceMeters": 3000,
+        "pointsCredited": str(total),
+        "source": "app",
     }
     rejected = gw.data(MEMBER, id="m-3")["member"]
     assert rejected is None or rejected["balance"]["total"] == "0"
@@ -141,7 +156,9 @@ async def test_an_operator_is_refused_another_operators_member(live_server, seou
 
 
 async def test_a_merchant_token_is_forbidden_to_read_members(live_server, db, seoul):
-    shop = await register_partner(db, code="mangwon-bakery", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking")
+    shop = await register_partner(
+        db, code="mangwon-bakery", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking"
+    )
     gw = GatewayClient(live_server.url, shop.client_id, shop.client_secret)
     body = gw.gql('{ member(externalId: "x") { id } }')
     assert body["data"] is None or body["data"].get("member") is None
@@ -157,7 +174,7 @@ async def test_member_codes_are_sixteen_digits_single_purpose_and_refused_for_su
     code = one["memberCode"]["code"]
     assert len(code) == 16 and code.isdigit() and code != two["memberCode"]["code"]
     expires = dt.datetime.fromisoformat(one["memberCode"]["expiresAt"])
-    assert dt.timedelta(seconds=150) < expires - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(seconds=181)
+    assert dt.timedelta(seconds=150) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(seconds=181)
 
     suspended = gw.data(
         "mutation($i: SetMemberStatusInput!) { setMemberStatus(input: $i) { member { status } errors { code } } }",

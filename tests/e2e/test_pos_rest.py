@@ -1,5 +1,6 @@
 """The point-of-sale REST face over real HTTP, every request and response checked against
 its OpenAPI document (connectors/pos_openapi.yaml, as served at /pos/v1/openapi.yaml)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -87,8 +88,17 @@ class Pos:
         self.token = token
         self.spec = spec
 
-    def call(self, method: str, path: str, *, json=None, idem: str | None = None, headers=None, validate_request=True,
-             params=None) -> httpx.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json=None,
+        idem: str | None = None,
+        headers=None,
+        validate_request=True,
+        params=None,
+    ) -> httpx.Response:
         h = dict(headers or {})
         if self.token is not None:
             h.setdefault("Authorization", f"Bearer {self.token}")
@@ -102,8 +112,12 @@ class Pos:
         return response
 
     def pay(self, code: str, amount: int, *, order="POS-1", capture=False, idem=None) -> httpx.Response:
-        return self.call("POST", "/pos/v1/payments", json={"memberCode": code, "amountWon": amount, "orderId": order,
-                                                           "capture": capture}, idem=idem or key())
+        return self.call(
+            "POST",
+            "/pos/v1/payments",
+            json={"memberCode": code, "amountWon": amount, "orderId": order, "capture": capture},
+            idem=idem or key(),
+        )
 
 
 def error_of(response: httpx.Response) -> str:
@@ -139,16 +153,29 @@ async def test_authorize_capture_refund_over_rest(world: World, pos: Pos):
     assert created.status_code == 201
     p = created.json()
     assert (p["status"], p["amountWon"], p["points"], p["unit"], p["merchant"], p["memberOperator"]) == (
-        "AUTHORIZED", 4500, 4500, "SWM", "mangwon-bakery", "seoul-walking")
+        "AUTHORIZED",
+        4500,
+        4500,
+        "SWM",
+        "mangwon-bakery",
+        "seoul-walking",
+    )
     assert w.balance(w.seoul, "kim") == (5_500, 4_500)
     # The id is the GraphQL Redemption id.
     assert w.shop.gw.data(REDEMPTION, id=p["id"])["redemption"]["reference"] == p["reference"]
 
     captured = pos.call("POST", f"/pos/v1/payments/{p['id']}/capture", json={"amountWon": 4000}, idem=key())
-    assert captured.status_code == 200 and captured.json()["status"] == "CAPTURED" and captured.json()["expiresAt"] is None
+    assert (
+        captured.status_code == 200 and captured.json()["status"] == "CAPTURED" and captured.json()["expiresAt"] is None
+    )
     assert w.balance(w.seoul, "kim") == (6_000, 0)
-    refund = pos.call("POST", f"/pos/v1/payments/{p['id']}/refunds", json={"amountWon": 1000, "reason": "returned"}, idem=key())
-    assert refund.status_code == 200 and (refund.json()["status"], refund.json()["refundedWon"]) == ("PARTIALLY_REFUNDED", 1000)
+    refund = pos.call(
+        "POST", f"/pos/v1/payments/{p['id']}/refunds", json={"amountWon": 1000, "reason": "returned"}, idem=key()
+    )
+    assert refund.status_code == 200 and (refund.json()["status"], refund.json()["refundedWon"]) == (
+        "PARTIALLY_REFUNDED",
+        1000,
+    )
     too_much = pos.call("POST", f"/pos/v1/payments/{p['id']}/refunds", json={"amountWon": 3001}, idem=key())
     assert (too_much.status_code, error_of(too_much)) == (422, "AMOUNT_EXCEEDS_CAPTURED")
     assert too_much.json()["error"]["field"] == ["amountWon"]
@@ -166,8 +193,11 @@ async def test_capture_at_once_void_and_wrong_states(world: World, pos: Pos):
     held = pos.pay(w.code(w.seoul, "lee"), 200, order="POS-2").json()
     voided = pos.call("POST", f"/pos/v1/payments/{held['id']}/void", idem=key())
     assert voided.status_code == 200 and voided.json()["status"] == "VOIDED"
-    for path in (f"/pos/v1/payments/{held['id']}/capture", f"/pos/v1/payments/{held['id']}/void",
-                 f"/pos/v1/payments/{paid.json()['id']}/void"):
+    for path in (
+        f"/pos/v1/payments/{held['id']}/capture",
+        f"/pos/v1/payments/{held['id']}/void",
+        f"/pos/v1/payments/{paid.json()['id']}/void",
+    ):
         again = pos.call("POST", path, idem=key())
         assert (again.status_code, error_of(again)) == (409, "INVALID_STATE")
     assert w.balance(w.seoul, "lee") == (700, 0)
@@ -200,7 +230,9 @@ async def test_business_refusals_over_rest(world: World, pos: Pos, db):
     w = world
     await w.credit(w.seoul, "park", 1_000)
     await w.credit(w.busan, "choi", 1_000)
-    [stale] = await codes_in_db(db, w.seoul.id, "park", 1, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5), ttl_seconds=180)
+    [stale] = await codes_in_db(
+        db, w.seoul.id, "park", 1, now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), ttl_seconds=180
+    )
     cases = [
         (w.code(w.seoul, "park"), 1_001, "INSUFFICIENT_POINTS"),
         ("0000000000000001", 10, "INVALID_MEMBER_CODE"),
@@ -214,8 +246,10 @@ async def test_business_refusals_over_rest(world: World, pos: Pos, db):
     over = pos.call("POST", f"/pos/v1/payments/{held['id']}/capture", json={"amountWon": 101}, idem=key())
     assert (over.status_code, error_of(over)) == (422, "AMOUNT_EXCEEDS_AUTHORIZED")
     code = w.code(w.seoul, "park")
-    w.seoul.gw.data("mutation($i: SetMemberStatusInput!) { setMemberStatus(input: $i) { errors { code } } }",
-                    i={"memberExternalId": "park", "status": "SUSPENDED"})
+    w.seoul.gw.data(
+        "mutation($i: SetMemberStatusInput!) { setMemberStatus(input: $i) { errors { code } } }",
+        i={"memberExternalId": "park", "status": "SUSPENDED"},
+    )
     suspended = pos.pay(code, 10)
     assert (suspended.status_code, error_of(suspended)) == (422, "MEMBER_SUSPENDED")
     assert w.balance(w.seoul, "park") == (900, 100)
@@ -227,23 +261,44 @@ async def test_malformed_requests_and_access_are_refused(world: World, pos: Pos,
     await w.credit(w.seoul, "han", 1_000)
     p = pos.pay(w.code(w.seoul, "han"), 100).json()
 
-    no_key = pos.call("POST", "/pos/v1/payments", json={"memberCode": "1" * 16, "amountWon": 1, "orderId": "x"},
-                      validate_request=False)
-    assert (no_key.status_code, error_of(no_key), no_key.json()["error"]["field"]) == (400, "INVALID_INPUT", ["Idempotency-Key"])
-    not_json = pos.call("POST", "/pos/v1/payments", idem=key(), headers={"content-type": "application/json"},
-                        validate_request=False)
+    no_key = pos.call(
+        "POST",
+        "/pos/v1/payments",
+        json={"memberCode": "1" * 16, "amountWon": 1, "orderId": "x"},
+        validate_request=False,
+    )
+    assert (no_key.status_code, error_of(no_key), no_key.json()["error"]["field"]) == (
+        400,
+        "INVALID_INPUT",
+        ["Idempotency-Key"],
+    )
+    not_json = pos.call(
+        "POST", "/pos/v1/payments", idem=key(), headers={"content-type": "application/json"}, validate_request=False
+    )
     assert (not_json.status_code, error_of(not_json)) == (400, "INVALID_INPUT")
-    for body in ({"memberCode": "1" * 16, "amountWon": "100", "orderId": "x"},
-                 {"memberCode": "1" * 16, "amountWon": 100},
-                 {"memberCode": "1" * 16, "amountWon": 100, "orderId": "x", "tip": 5}):
+    for body in (
+        {"memberCode": "1" * 16, "amountWon": "100", "orderId": "x"},
+        {"memberCode": "1" * 16, "amountWon": 100},
+        {"memberCode": "1" * 16, "amountWon": 100, "orderId": "x", "tip": 5},
+    ):
         bad = pos.call("POST", "/pos/v1/payments", json=body, idem=key(), validate_request=False)
         assert (bad.status_code, error_of(bad)) == (400, "INVALID_INPUT"), body
-    zero = pos.call("POST", "/pos/v1/payments", json={"memberCode": "1" * 16, "amountWon": 0, "orderId": "x"}, idem=key(),
-                    validate_request=False)
+    zero = pos.call(
+        "POST",
+        "/pos/v1/payments",
+        json={"memberCode": "1" * 16, "amountWon": 0, "orderId": "x"},
+        idem=key(),
+        validate_request=False,
+    )
     assert (zero.status_code, error_of(zero)) == (422, "INVALID_INPUT")
 
-    anonymous = Pos(w.url, None, spec).call("POST", "/pos/v1/payments", json={"memberCode": "1" * 16, "amountWon": 1, "orderId": "x"},
-                                            idem=key(), validate_request=False)
+    anonymous = Pos(w.url, None, spec).call(
+        "POST",
+        "/pos/v1/payments",
+        json={"memberCode": "1" * 16, "amountWon": 1, "orderId": "x"},
+        idem=key(),
+        validate_request=False,
+    )
     assert (anonymous.status_code, error_of(anonymous)) == (401, "UNAUTHENTICATED")
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
     forged = Pos(w.url, "not.a.token", spec).call("GET", f"/pos/v1/payments/{p['id']}", validate_request=False)
@@ -251,13 +306,18 @@ async def test_malformed_requests_and_access_are_refused(world: World, pos: Pos,
 
     operator = Pos(w.url, w.seoul.gw.token, spec).call("POST", f"/pos/v1/payments/{p['id']}/void", idem=key())
     assert (operator.status_code, error_of(operator)) == (403, "FORBIDDEN")
-    reader = await party(db, w.url, code="reader-shop", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking")
+    reader = await party(
+        db, w.url, code="reader-shop", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking"
+    )
     read_only = Pos(w.url, reader.gw.token, spec).call("POST", f"/pos/v1/payments/{p['id']}/void", idem=key())
     assert (read_only.status_code, error_of(read_only)) == (403, "FORBIDDEN")
 
     other = Pos(w.url, w.other_shop.gw.token, spec)
-    for method, path in (("GET", f"/pos/v1/payments/{p['id']}"), ("POST", f"/pos/v1/payments/{p['id']}/capture"),
-                         ("POST", "/pos/v1/payments/bm90LWFuLWlk/void")):
+    for method, path in (
+        ("GET", f"/pos/v1/payments/{p['id']}"),
+        ("POST", f"/pos/v1/payments/{p['id']}/capture"),
+        ("POST", "/pos/v1/payments/bm90LWFuLWlk/void"),
+    ):
         missing = other.call(method, path, idem=key() if method == "POST" else None)
         assert (missing.status_code, error_of(missing)) == (404, "NOT_FOUND")
     assert other.call("GET", "/pos/v1/payments", params={"orderId": "POS-1"}).json() == {"payments": []}

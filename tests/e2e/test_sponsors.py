@@ -1,5 +1,6 @@
 """Sponsors over real HTTP with real tokens: campaigns, commitments from walking, matched
 donations, and statements anyone can verify with the public JWKS alone."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -79,7 +80,13 @@ def ago(days: int) -> dt.date:
 
 def walk(member: str, date: dt.date, metres: int, steps: int | None = None) -> dict:
     steps = steps if steps is not None else round(metres / 0.75)
-    return {"memberExternalId": member, "date": date.isoformat(), "steps": steps, "distanceMeters": metres, "source": "app"}
+    return {
+        "memberExternalId": member,
+        "date": date.isoformat(),
+        "steps": steps,
+        "distanceMeters": metres,
+        "source": "app",
+    }
 
 
 class World:
@@ -109,7 +116,9 @@ class World:
 
     def join(self, *members: str, campaign: str = "warm-steps") -> None:
         for member in members:
-            payload = self.operator.data(JOIN, input={"memberExternalId": member, "campaignCode": campaign})["joinCampaign"]
+            payload = self.operator.data(JOIN, input={"memberExternalId": member, "campaignCode": campaign})[
+                "joinCampaign"
+            ]
             assert payload["errors"] == [], payload["errors"]
 
     def record(self, *walks: dict) -> list[dict]:
@@ -123,8 +132,13 @@ class World:
     def donate(self, member: str, points: int, key: str, campaign: str | None = "warm-steps") -> dict:
         return self.operator.data(
             DONATE,
-            input={"memberExternalId": member, "beneficiaryCode": "sharing-foundation", "points": str(points),
-                   "campaignCode": campaign, "idempotencyKey": key},
+            input={
+                "memberExternalId": member,
+                "beneficiaryCode": "sharing-foundation",
+                "points": str(points),
+                "campaignCode": campaign,
+                "idempotencyKey": key,
+            },
         )["donatePoints"]
 
 
@@ -133,13 +147,19 @@ async def world(live_server, db) -> World:
     url = live_server.url
     regs = {
         "admin": await register_partner(db, code="office", kind="ADMIN", scopes=["admin"]),
-        "operator": await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=OPERATOR_SCOPES,
-                                           unit_code="SWM", won_per_point="1"),
-        "sponsor": await register_partner(db, code="yakult", kind="SPONSOR", scopes=SPONSOR_SCOPES, name="한국야쿠르트"),
+        "operator": await register_partner(
+            db, code="seoul-walking", kind="OPERATOR", scopes=OPERATOR_SCOPES, unit_code="SWM", won_per_point="1"
+        ),
+        "sponsor": await register_partner(
+            db, code="yakult", kind="SPONSOR", scopes=SPONSOR_SCOPES, name="한국야쿠르트"
+        ),
         "rival": await register_partner(db, code="other-sponsor", kind="SPONSOR", scopes=SPONSOR_SCOPES),
-        "beneficiary": await register_partner(db, code="sharing-foundation", kind="BENEFICIARY", scopes=BENEFICIARY_SCOPES),
-        "merchant": await register_partner(db, code="corner-shop", kind="MERCHANT", scopes=["redemptions:read"],
-                                           operator_code="seoul-walking"),
+        "beneficiary": await register_partner(
+            db, code="sharing-foundation", kind="BENEFICIARY", scopes=BENEFICIARY_SCOPES
+        ),
+        "merchant": await register_partner(
+            db, code="corner-shop", kind="MERCHANT", scopes=["redemptions:read"], operator_code="seoul-walking"
+        ),
     }
     return World(url, **{name: GatewayClient.of(url, reg) for name, reg in regs.items()})
 
@@ -156,8 +176,11 @@ async def test_kilometres_and_achievements_commit_the_right_won(world):
     assert (created["status"], created["committedWon"], created["sponsor"]["code"]) == ("ACTIVE", "0", "yakult")
     world.join("m-1", "m-2")
     world.record(
-        walk("m-1", ago(15), 1234), walk("m-1", ago(14), 1234), walk("m-1", ago(13), 1234),
-        walk("m-2", ago(15), 10_000, steps=13_334), walk("m-2", ago(14), 6_000, steps=8_000),
+        walk("m-1", ago(15), 1234),
+        walk("m-1", ago(14), 1234),
+        walk("m-1", ago(13), 1234),
+        walk("m-2", ago(15), 10_000, steps=13_334),
+        walk("m-2", ago(14), 6_000, steps=8_000),
         walk("m-1", ago(25), 9_000),  # before the campaign: does not count
     )
     c = world.campaign()
@@ -171,7 +194,9 @@ async def test_kilometres_and_achievements_commit_the_right_won(world):
     assert (c["distanceKm"], c["achievers"], c["committedWon"]) == ("16.702", "0", "1670")
 
     # Everyone but a merchant can list campaigns; each sees what is its own or names it.
-    assert [e["node"]["code"] for e in world.operator.data(CAMPAIGNS, status="ACTIVE")["campaigns"]["edges"]] == ["warm-steps"]
+    assert [e["node"]["code"] for e in world.operator.data(CAMPAIGNS, status="ACTIVE")["campaigns"]["edges"]] == [
+        "warm-steps"
+    ]
     assert world.beneficiary.data(CAMPAIGN, code="warm-steps")["campaign"]["committedWon"] == "1670"
     assert world.rival.data(CAMPAIGN, code="warm-steps")["campaign"] is None
     assert world.rival.data(CAMPAIGNS, status=None)["campaigns"]["edges"] == []
@@ -193,23 +218,62 @@ async def test_the_budget_cap_holds_exactly(world):
 
 async def test_who_may_create_and_join_campaigns(world):
     # A sponsor creates for itself only; ADMIN names the sponsor; an operator cannot create.
-    assert error_codes(world.sponsor.gql(CREATE, input={
-        "code": "x", "name": "x", "sponsorCode": "other-sponsor", "beneficiaryCode": "sharing-foundation",
-        "startsOn": today().isoformat(), "endsOn": today().isoformat(), "wonPerKm": "1", "wonPerAchiever": "0",
-        "matchRatio": "0", "budgetWon": "1"})) == ["FORBIDDEN"]
-    assert error_codes(world.operator.gql(CREATE, input={
-        "code": "x", "name": "x", "beneficiaryCode": "sharing-foundation", "startsOn": today().isoformat(),
-        "endsOn": today().isoformat(), "wonPerKm": "1", "wonPerAchiever": "0", "matchRatio": "0", "budgetWon": "1"})) == ["FORBIDDEN"]
+    assert error_codes(
+        world.sponsor.gql(
+            CREATE,
+            input={
+                "code": "x",
+                "name": "x",
+                "sponsorCode": "other-sponsor",
+                "beneficiaryCode": "sharing-foundation",
+                "startsOn": today().isoformat(),
+                "endsOn": today().isoformat(),
+                "wonPerKm": "1",
+                "wonPerAchiever": "0",
+                "matchRatio": "0",
+                "budgetWon": "1",
+            },
+        )
+    ) == ["FORBIDDEN"]
+    assert error_codes(
+        world.operator.gql(
+            CREATE,
+            input={
+                "code": "x",
+                "name": "x",
+                "beneficiaryCode": "sharing-foundation",
+                "startsOn": today().isoformat(),
+                "endsOn": today().isoformat(),
+                "wonPerKm": "1",
+                "wonPerAchiever": "0",
+                "matchRatio": "0",
+                "budgetWon": "1",
+            },
+        )
+    ) == ["FORBIDDEN"]
     by_admin = world.create(world.admin, code="palace-walks", sponsorCode="other-sponsor")
     assert by_admin["sponsor"]["code"] == "other-sponsor"
-    missing = world.admin.data(CREATE, input={
-        "code": "y", "name": "y", "beneficiaryCode": "sharing-foundation", "startsOn": today().isoformat(),
-        "endsOn": today().isoformat(), "wonPerKm": "1", "wonPerAchiever": "0", "matchRatio": "0", "budgetWon": "1"})
+    missing = world.admin.data(
+        CREATE,
+        input={
+            "code": "y",
+            "name": "y",
+            "beneficiaryCode": "sharing-foundation",
+            "startsOn": today().isoformat(),
+            "endsOn": today().isoformat(),
+            "wonPerKm": "1",
+            "wonPerAchiever": "0",
+            "matchRatio": "0",
+            "budgetWon": "1",
+        },
+    )
     assert [e["code"] for e in missing["createCampaign"]["errors"]] == ["INVALID_INPUT"]
     # Joining an unknown campaign: NOT_FOUND in the payload; a sponsor cannot enrol members.
     payload = world.operator.data(JOIN, input={"memberExternalId": "m-1", "campaignCode": "nope"})["joinCampaign"]
     assert [e["code"] for e in payload["errors"]] == ["NOT_FOUND"] and payload["campaign"] is None
-    assert error_codes(world.sponsor.gql(JOIN, input={"memberExternalId": "m-1", "campaignCode": "palace-walks"})) == ["FORBIDDEN"]
+    assert error_codes(world.sponsor.gql(JOIN, input={"memberExternalId": "m-1", "campaignCode": "palace-walks"})) == [
+        "FORBIDDEN"
+    ]
 
 
 # ---------------------------------------------------------------- donations
@@ -242,7 +306,10 @@ async def test_matching_obeys_the_ratio_and_the_budget(world):
 
     # Each party sees the donations that concern it; pages are stable.
     def refs(client, **filter):
-        return [e["node"]["reference"] for e in client.data(DONATIONS, filter=filter or None, first=50)["donations"]["edges"]]
+        return [
+            e["node"]["reference"]
+            for e in client.data(DONATIONS, filter=filter or None, first=50)["donations"]["edges"]
+        ]
 
     everything = refs(world.operator)
     assert len(everything) == 5
@@ -268,13 +335,19 @@ def _path(url: str) -> str:
 async def test_statements_are_signed_and_verify_with_the_public_jwks_alone(world, tmp_path, live_server):
     world.create(goalSteps="10000", wonPerAchiever="2500")
     world.join("m-1", "m-2")
-    world.record(walk("m-1", ago(12), 4_321, steps=5_000), walk("m-2", ago(12), 7_500, steps=10_000),
-                 walk("m-1", ago(11), 1_000))
+    world.record(
+        walk("m-1", ago(12), 4_321, steps=5_000), walk("m-2", ago(12), 7_500, steps=10_000), walk("m-1", ago(11), 1_000)
+    )
     start, end = ago(20), ago(8)  # a closed period
     st = world.sponsor.data(STATEMENT, start=start.isoformat(), end=end.isoformat())["donationStatement"]
     [line] = st["lines"]
     assert (line["campaign"]["code"], line["beneficiary"]["code"]) == ("warm-steps", "sharing-foundation")
-    assert (line["distanceKm"], line["distanceWon"], line["achievementWon"], line["matchedWon"]) == ("12.821", "1282", "2500", "0")
+    assert (line["distanceKm"], line["distanceWon"], line["achievementWon"], line["matchedWon"]) == (
+        "12.821",
+        "1282",
+        "2500",
+        "0",
+    )
     assert (line["participants"], line["achievers"], line["totalWon"], st["totalWon"]) == ("2", "1", "3782", "3782")
     assert st["sponsor"]["code"] == "yakult" and st["documentUrl"].startswith(live_server.url + "/statements/")
 
@@ -295,13 +368,27 @@ async def test_statements_are_signed_and_verify_with_the_public_jwks_alone(world
     (tmp_path / "statement.json").write_bytes(document)
     (tmp_path / "jwks.json").write_text(json.dumps(jwks))
     (tmp_path / "changed.json").write_bytes(changed)
-    run = lambda *args: subprocess.run([sys.executable, "-m", "gateway.cli", "verify-document", *args],  # noqa: E731
-                                       cwd=ROOT, capture_output=True, text=True, timeout=60)
-    ok = run(str(tmp_path / "statement.json"), "--jwks", world.url + "/.well-known/jwks.json", "--signature", st["signature"])
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "gateway.cli", "verify-document", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    ok = run(
+        str(tmp_path / "statement.json"), "--jwks", world.url + "/.well-known/jwks.json", "--signature", st["signature"]
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == st["digest"]
-    offline = run(str(tmp_path / "statement.json"), "--jwks", str(tmp_path / "jwks.json"), "--signature", st["signature"],
-                  "--digest", st["digest"])
+    offline = run(
+        str(tmp_path / "statement.json"),
+        "--jwks",
+        str(tmp_path / "jwks.json"),
+        "--signature",
+        st["signature"],
+        "--digest",
+        st["digest"],
+    )
     assert offline.returncode == 0, offline.stderr
     bad = run(str(tmp_path / "changed.json"), "--jwks", str(tmp_path / "jwks.json"), "--signature", st["signature"])
     assert bad.returncode == 1 and "INVALID" in bad.stderr
@@ -372,11 +459,20 @@ async def test_an_altered_or_expired_url_gets_403(world, live_server):
         base,
     ):
         assert httpx.get(altered).status_code == 403, altered
-    expired = statements.statement_urls(base_url=live_server.url, secret_key=live_server.settings.secret_key,
-                                        ttl_seconds=60, statement_id=statement_id, now=time.time() - 3600)
+    expired = statements.statement_urls(
+        base_url=live_server.url,
+        secret_key=live_server.settings.secret_key,
+        ttl_seconds=60,
+        statement_id=statement_id,
+        now=time.time() - 3600,
+    )
     assert httpx.get(expired["json"]).status_code == 403
     assert httpx.get(expired["pdf"]).status_code == 403
     # Properly signed by the gateway's secret but naming no statement: 404, not a document.
-    missing = statements.statement_urls(base_url=live_server.url, secret_key=live_server.settings.secret_key,
-                                        ttl_seconds=60, statement_id=statement_id + 1000)
+    missing = statements.statement_urls(
+        base_url=live_server.url,
+        secret_key=live_server.settings.secret_key,
+        ttl_seconds=60,
+        statement_id=statement_id + 1000,
+    )
     assert httpx.get(missing["json"]).status_code == 404

@@ -1,6 +1,7 @@
 """Webhooks end to end, with two real gateway processes sharing one database: partners register
 endpoints, walking is recorded through either process, and every event reaches each endpoint
 subscribed to it once, signed the Standard Webhooks way."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -51,14 +52,26 @@ class GatewayProcess:
         )
         self.log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "gateway.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
             cwd=ROOT,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 60) -> "GatewayProcess":
+    def wait_ready(self, timeout: float = 60) -> GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -102,8 +115,12 @@ def walk_day() -> dt.date:
 
 async def test_with_two_gateway_processes_each_event_is_delivered_once_per_endpoint(db, two_gateways, webhook_receiver):
     scopes = ["activity:write", "members:read", "webhooks:manage"]
-    seoul = await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=scopes, unit_code="SWM", won_per_point="1")
-    busan = await register_partner(db, code="busan-steps", kind="OPERATOR", scopes=scopes, unit_code="BSP", won_per_point="1")
+    seoul = await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=scopes, unit_code="SWM", won_per_point="1"
+    )
+    busan = await register_partner(
+        db, code="busan-steps", kind="OPERATOR", scopes=scopes, unit_code="BSP", won_per_point="1"
+    )
     one, two = two_gateways
     seoul_gw, busan_gw = GatewayClient.of(one.url, seoul), GatewayClient.of(two.url, busan)
 
@@ -115,7 +132,10 @@ async def test_with_two_gateway_processes_each_event_is_delivered_once_per_endpo
 
     day = walk_day().isoformat()
     for gw, prefix in ((seoul_gw, "s"), (busan_gw, "b")):  # each through its own process
-        walks = [{"memberExternalId": f"{prefix}-{i}", "date": day, "steps": 6000 + i, "distanceMeters": 4500 + i} for i in range(10)]
+        walks = [
+            {"memberExternalId": f"{prefix}-{i}", "date": day, "steps": 6000 + i, "distanceMeters": 4500 + i}
+            for i in range(10)
+        ]
         result = gw.data(RECORD, input={"activities": walks})["recordActivities"]
         assert result["results"] == [{"status": "CREDITED"}] * 10
 

@@ -1,4 +1,5 @@
 """Small builders for ledger-level tests (partners, members, earned points)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -80,16 +81,22 @@ async def check_invariants(session) -> None:
         .having(sa.func.sum(LedgerEntry.points) != 0)
     )
     assert per_txn_unit.all() == [], "a transaction does not balance in some unit"
-    per_unit = dict((await session.execute(sa.select(Account.unit, sa.func.sum(Account.available + Account.held)).group_by(Account.unit))).all())
+    per_unit = dict(
+        (
+            await session.execute(
+                sa.select(Account.unit, sa.func.sum(Account.available + Account.held)).group_by(Account.unit)
+            )
+        ).all()
+    )
     assert all(v == 0 for v in per_unit.values()), per_unit
 
     accounts = (await session.execute(sa.select(Account).execution_options(populate_existing=True))).scalars().all()
     sums = {
         r[0]: (r[1], r[2])
         for r in await session.execute(
-            sa.select(LedgerEntry.account_id, sa.func.sum(LedgerEntry.points), sa.func.sum(LedgerEntry.held_change)).group_by(
-                LedgerEntry.account_id
-            )
+            sa.select(
+                LedgerEntry.account_id, sa.func.sum(LedgerEntry.points), sa.func.sum(LedgerEntry.held_change)
+            ).group_by(LedgerEntry.account_id)
         )
     }
     lots = {
@@ -105,7 +112,12 @@ async def check_invariants(session) -> None:
         if not acc.allow_negative:
             assert acc.available >= 0
         if acc.has_lots:
-            assert lots.get(acc.id, (0, 0)) == (acc.available, acc.held), (acc.id, lots.get(acc.id), acc.available, acc.held)
+            assert lots.get(acc.id, (0, 0)) == (acc.available, acc.held), (
+                acc.id,
+                lots.get(acc.id),
+                acc.available,
+                acc.held,
+            )
         last = (
             await session.execute(
                 sa.select(LedgerEntry).where(LedgerEntry.account_id == acc.id).order_by(LedgerEntry.id.desc()).limit(1)

@@ -1,5 +1,6 @@
 """Builders for settlement and reconciliation tests: an Ed25519 signer like the key store's,
 flows inserted directly (they are the interface the checkout and exchange services write)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,7 +25,9 @@ class Ed25519Signer:
         self.key = OKPKey.generate_key("Ed25519", parameters={"kid": self.kid})
 
     async def sign_detached(self, payload: bytes) -> str:
-        return jws.detach_content(jws.serialize_compact({"alg": "EdDSA", "kid": self.kid}, payload, self.key, algorithms=["EdDSA"]))
+        return jws.detach_content(
+            jws.serialize_compact({"alg": "EdDSA", "kid": self.kid}, payload, self.key, algorithms=["EdDSA"])
+        )
 
     def jwks(self) -> dict:
         return {"keys": [self.key.as_dict(private=False)]}
@@ -50,7 +53,9 @@ def reference() -> str:
     return f"mv_test{next(_refs):015d}"
 
 
-async def flow(session, agreement: Agreement, kind: FlowKind, payer, payee, gross: int, at: dt.datetime, ref: str | None = None) -> SettlementFlow:
+async def flow(
+    session, agreement: Agreement, kind: FlowKind, payer, payee, gross: int, at: dt.datetime, ref: str | None = None
+) -> SettlementFlow:
     """A flow as the checkout/exchange services write it (fee per movement, floor)."""
     f = fee(gross, agreement.fee_bps)
     row = SettlementFlow(
@@ -70,7 +75,16 @@ async def flow(session, agreement: Agreement, kind: FlowKind, payer, payee, gros
     return row
 
 
-async def agreement(session, a, b, *, period: SettlementPeriod = SettlementPeriod.MONTHLY, starts_on=dt.date(2025, 1, 1), fee_bps: int = 250, ends_on=None) -> Agreement:
+async def agreement(
+    session,
+    a,
+    b,
+    *,
+    period: SettlementPeriod = SettlementPeriod.MONTHLY,
+    starts_on=dt.date(2025, 1, 1),
+    fee_bps: int = 250,
+    ends_on=None,
+) -> Agreement:
     ag = Agreement(
         code=f"ag-s{next(_refs)}",
         operator_a_id=a.id,

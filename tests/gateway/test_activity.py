@@ -1,4 +1,5 @@
 """Walking becomes mileage: every ActivityStatus, the batch limit, rules, listeners, expiry."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,7 +16,7 @@ from gateway.members import activities, balance, entries, get_member, set_member
 from gateway.models import ActivityStatus, EntryKind, MemberStatus, OutboxEvent, PartnerKind
 from tests.gateway import factories as f
 
-NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)  # 12:00 in Seoul
+NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.UTC)  # 12:00 in Seoul
 TODAY = dt.date(2025, 3, 5)
 
 
@@ -39,7 +40,13 @@ async def test_a_new_day_is_credited_and_the_member_enrolled(db):
         assert (entry.kind, entry.points, entry.reference) == (EntryKind.EARN, 200, out.reference)
         assert "8000 steps" in entry.memo
         [day] = await activities(s, member, limit=5)
-        assert (day.date, day.steps, day.distance_meters, day.points_credited, day.source) == (TODAY, 8000, 6000, 200, "app")
+        assert (day.date, day.steps, day.distance_meters, day.points_credited, day.source) == (
+            TODAY,
+            8000,
+            6000,
+            200,
+            "app",
+        )
         [event] = (await s.execute(sa.select(OutboxEvent))).scalars().all()
         assert event.type == "activity.credited"
         assert event.payload["pointsCredited"] == "200" and event.payload["memberExternalId"] == "kim"
@@ -83,7 +90,9 @@ async def test_a_corrected_day_credits_or_debits_only_the_difference(db):
         member = await get_member(s, op.id, "kim")
         assert (await balance(s, member)).available == 100
         assert [(e.kind, e.points) for e in await entries(s, member, limit=5)] == [
-            (EntryKind.ADJUST, -200), (EntryKind.ADJUST, 100), (EntryKind.EARN, 200)
+            (EntryKind.ADJUST, -200),
+            (EntryKind.ADJUST, 100),
+            (EntryKind.EARN, 200),
         ]
         [day] = await activities(s, member, limit=5)
         assert (day.distance_meters, day.points_credited) == (3000, 100)
@@ -96,7 +105,9 @@ async def test_a_downward_correction_takes_back_at_most_what_is_left(db):
         await _record(s, op, walk("kim", metres=6000))
         member = await get_member(s, op.id, "kim")
         wallet = await ledger.wallet_account(s, member)
-        shop = await ledger.partner_account(s, (await f.partner(s, PartnerKind.MERCHANT, op.id)).id, wallet.unit, "merchant")
+        shop = await ledger.partner_account(
+            s, (await f.partner(s, PartnerKind.MERCHANT, op.id)).id, wallet.unit, "merchant"
+        )
         await ledger.post(session=s, kind=EntryKind.REDEEM, legs=[ledger.Leg(wallet, shop, 150)], memo="lunch")
         [down] = await _record(s, op, walk("kim", metres=0, steps=0))
         assert (down.status, down.points_credited) == (ActivityStatus.ADJUSTED, -50)
@@ -110,7 +121,9 @@ async def test_a_day_reported_twice_in_one_batch_is_credited_then_corrected(db):
         op = await f.operator(s)
         outs = await _record(s, op, walk("kim", metres=6000), walk("kim", metres=3000), walk("kim", metres=3000))
         assert [(o.status, o.points_credited) for o in outs] == [
-            (ActivityStatus.CREDITED, 200), (ActivityStatus.ADJUSTED, -100), (ActivityStatus.UNCHANGED, 0)
+            (ActivityStatus.CREDITED, 200),
+            (ActivityStatus.ADJUSTED, -100),
+            (ActivityStatus.UNCHANGED, 0),
         ]
         member = await get_member(s, op.id, "kim")
         assert (await balance(s, member)).available == 100
@@ -144,8 +157,10 @@ async def test_a_walk_dated_400_days_back_or_just_after_midnight_ahead_is_accept
     async with db.transaction() as s:
         op = await f.operator(s)
         # 23:58 in Seoul: a phone already at tomorrow (within the clock skew) is accepted.
-        late = dt.datetime(2025, 3, 5, 14, 58, tzinfo=dt.timezone.utc)
-        outs = await _record(s, op, walk("kim", TODAY - dt.timedelta(days=400)), walk("kim", TODAY + dt.timedelta(days=1)), now=late)
+        late = dt.datetime(2025, 3, 5, 14, 58, tzinfo=dt.UTC)
+        outs = await _record(
+            s, op, walk("kim", TODAY - dt.timedelta(days=400)), walk("kim", TODAY + dt.timedelta(days=1)), now=late
+        )
         assert [o.status for o in outs] == [ActivityStatus.CREDITED, ActivityStatus.CREDITED]
 
 
@@ -166,7 +181,8 @@ async def test_records_in_a_batch_succeed_or_fail_one_by_one(db):
         try:
             failing_dates.append(TODAY - dt.timedelta(days=2))
             outs = await _record(
-                s, op,
+                s,
+                op,
                 walk("a"),
                 walk("suspended", TODAY - dt.timedelta(days=1)),
                 walk("b", metres=10_000, steps=100),
@@ -176,8 +192,11 @@ async def test_records_in_a_batch_succeed_or_fail_one_by_one(db):
         finally:
             activity.listeners.remove(listener)
         assert [o.status for o in outs] == [
-            ActivityStatus.CREDITED, ActivityStatus.REJECTED, ActivityStatus.REJECTED,
-            ActivityStatus.REJECTED, ActivityStatus.CREDITED,
+            ActivityStatus.CREDITED,
+            ActivityStatus.REJECTED,
+            ActivityStatus.REJECTED,
+            ActivityStatus.REJECTED,
+            ActivityStatus.CREDITED,
         ]
         assert "SUSPENDED" in outs[1].reason and "budget" in outs[3].reason
         assert [o.member_external_id for o in outs] == ["a", "suspended", "b", "c", "d"]
@@ -224,8 +243,14 @@ async def test_operators_have_their_own_rules_and_their_own_members(db):
     async with db.transaction() as s:
         op_a = await f.operator(s)
         op_b = await f.operator(s)
-        await set_earning_rule(session=s, operator_id=op_b.id, points_per_km=Decimal("10"), daily_cap=50,
-                               walking_day=0, max_steps_per_day=30_000)
+        await set_earning_rule(
+            session=s,
+            operator_id=op_b.id,
+            points_per_km=Decimal("10"),
+            daily_cap=50,
+            walking_day=0,
+            max_steps_per_day=30_000,
+        )
         [a] = await _record(s, op_a, walk("kim", dt.date(2025, 2, 11)))
         [b] = await _record(s, op_b, walk("kim", dt.date(2025, 2, 11)))
         assert (a.status, a.points_credited) == (ActivityStatus.CREDITED, 400)
@@ -256,8 +281,12 @@ async def test_expiry_takes_only_what_is_left_of_the_oldest_lot(db):
         await _record(s, op, walk("kim", ledger.seoul_date(later), metres=3000), now=later)  # 100 more
         member = await get_member(s, op.id, "kim")
         wallet = await ledger.wallet_account(s, member)
-        shop = await ledger.partner_account(s, (await f.partner(s, PartnerKind.MERCHANT, op.id)).id, wallet.unit, "merchant")
-        await ledger.post(session=s, kind=EntryKind.DONATE, legs=[ledger.Leg(wallet, shop, 150)], memo="gift", now=later)
+        shop = await ledger.partner_account(
+            s, (await f.partner(s, PartnerKind.MERCHANT, op.id)).id, wallet.unit, "merchant"
+        )
+        await ledger.post(
+            session=s, kind=EntryKind.DONATE, legs=[ledger.Leg(wallet, shop, 150)], memo="gift", now=later
+        )
 
         assert await expire_points(session=s, now=NOW + dt.timedelta(days=364)) == 0
         after_a_year = NOW + dt.timedelta(days=366)
@@ -280,7 +309,9 @@ async def test_held_points_do_not_expire_until_released(db):
         await _record(s, op, walk("kim", metres=6000))
         member = await get_member(s, op.id, "kim")
         wallet = await ledger.wallet_account(s, member)
-        shop = await ledger.partner_account(s, (await f.partner(s, PartnerKind.MERCHANT, op.id)).id, wallet.unit, "merchant")
+        shop = await ledger.partner_account(
+            s, (await f.partner(s, PartnerKind.MERCHANT, op.id)).id, wallet.unit, "merchant"
+        )
         hold = await ledger.create_hold(session=s, debit=wallet, credit=shop, amount=120, memo="o", now=NOW)
         year = NOW + dt.timedelta(days=400)
         assert await expire_points(session=s, now=year) == 80

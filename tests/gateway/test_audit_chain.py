@@ -1,6 +1,7 @@
 """The audit log's hash chain: recorded events are sealed into one chain, any tampering
 with a sealed event (altered, removed, reordered) is found, and `mileage-gateway audit
 verify` says so with its exit code, as it does for events left unsealed too long."""
+
 from __future__ import annotations
 
 import asyncio
@@ -114,8 +115,13 @@ async def test_a_rehashed_row_still_breaks_the_link_to_the_next(db):
     await _record_sealed(db, 3, await _admin_id(db))
     first, second, _ = await _events(db)
     forged = audit.event_hash(
-        prev_hash=first.prev_hash, at=first.at, client_id="someone-else", partner_id=first.partner_id,
-        operation=first.operation, outcome=first.outcome, detail=first.detail,
+        prev_hash=first.prev_hash,
+        at=first.at,
+        client_id="someone-else",
+        partner_id=first.partner_id,
+        operation=first.operation,
+        outcome=first.outcome,
+        detail=first.detail,
     )
     async with db.transaction() as session:
         await session.execute(
@@ -200,7 +206,9 @@ async def test_an_event_committed_after_a_younger_one_was_sealed_joins_the_chain
     slow = Database(database_url)
     try:
         async with slow.transaction() as session:
-            late = await audit.record(session=session, client_id="slow", partner_id=partner_id, operation="x", outcome="OK")
+            late = await audit.record(
+                session=session, client_id="slow", partner_id=partner_id, operation="x", outcome="OK"
+            )
             await _record(db, 1, partner_id)
             assert await audit.seal(db) == 1  # the slow one is not committed yet
         assert await audit.seal(db) == 1
@@ -221,7 +229,11 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
     }
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", "audit", *(args or ("verify",))],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -231,7 +243,12 @@ async def test_audit_verify_command_exits_non_zero_on_a_broken_chain(db, databas
     intact = await asyncio.to_thread(_cli, database_url)
     assert intact.returncode == 0, intact.stderr
     assert json.loads(intact.stdout) == {
-        "ok": True, "events": 3, "first_bad_id": None, "unsealed": 0, "stale_unsealed": 0, "oldest_stale_id": None
+        "ok": True,
+        "events": 3,
+        "first_bad_id": None,
+        "unsealed": 0,
+        "stale_unsealed": 0,
+        "oldest_stale_id": None,
     }
 
     target = (await _events(db))[0].id
@@ -251,13 +268,18 @@ async def test_audit_seal_command_and_events_left_unsealed_too_long(db, database
     old = (await _events(db))[0].id
     async with db.transaction() as session:
         await session.execute(
-            sa.update(AuditEvent).where(AuditEvent.id == old).values(at=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
+            sa.update(AuditEvent).where(AuditEvent.id == old).values(at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
         )
 
     waiting = await asyncio.to_thread(_cli, database_url, "verify", "--max-unsealed-age", "600")
     assert waiting.returncode == 2, waiting.stderr
     assert json.loads(waiting.stdout) == {
-        "ok": True, "events": 0, "first_bad_id": None, "unsealed": 2, "stale_unsealed": 1, "oldest_stale_id": old
+        "ok": True,
+        "events": 0,
+        "first_bad_id": None,
+        "unsealed": 2,
+        "stale_unsealed": 1,
+        "oldest_stale_id": old,
     }
     assert "is the audit.seal job running?" in waiting.stderr
 

@@ -1,5 +1,6 @@
 """Campaign commitments as walking arrives: kilometres, goals, corrections, the budget cap,
 matching, and statements that seal what they show."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,7 +19,7 @@ from gateway.models import OutboxEvent, PartnerKind
 from gateway.models.campaigns import Campaign, CampaignDay
 from tests.gateway import factories as f
 
-NOW = dt.datetime(2025, 3, 20, 3, 0, tzinfo=dt.timezone.utc)  # 12:00 in Seoul
+NOW = dt.datetime(2025, 3, 20, 3, 0, tzinfo=dt.UTC)  # 12:00 in Seoul
 MARCH = dt.date(2025, 3, 1)
 
 
@@ -74,7 +75,9 @@ class World:
         return out
 
     async def events(self, type_: str) -> list[dict]:
-        rows = (await self.s.execute(sa.select(OutboxEvent).where(OutboxEvent.type == type_).order_by(OutboxEvent.id))).scalars()
+        rows = (
+            await self.s.execute(sa.select(OutboxEvent).where(OutboxEvent.type == type_).order_by(OutboxEvent.id))
+        ).scalars()
         return [r.payload for r in rows]
 
     async def sponsor_owes(self) -> int:
@@ -108,8 +111,9 @@ async def test_kilometres_commit_won_with_the_remainders_carried(signer, world):
     assert await world.days(c) == {day(2): (1, 1234, 123), day(3): (1, 1234, 123), day(4): (1, 1234, 124)}
     # The ledger gets the commitment when a statement seals it.
     assert await world.sponsor_owes() == 0
-    await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id, period_start=day(1),
-                                        period_end=day(19), signer=signer, now=NOW)
+    await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(1), period_end=day(19), signer=signer, now=NOW
+    )
     assert await world.sponsor_owes() == 370
     await f.check_invariants(world.s)
 
@@ -194,8 +198,9 @@ async def test_an_ended_campaign_cannot_be_joined(world):
     c = await world.campaign(starts_on=day(1), ends_on=day(25))
     later = NOW + dt.timedelta(days=10)
     with pytest.raises(CampaignNotActive):
-        await campaigns.join_campaign(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                                      campaign_code=c.code, now=later)
+        await campaigns.join_campaign(
+            session=world.s, operator_id=world.op.id, member_external_id="kim", campaign_code=c.code, now=later
+        )
 
 
 async def test_campaign_input_is_checked(world):
@@ -217,7 +222,7 @@ async def test_status_follows_the_seoul_calendar(world):
     at = lambda d: campaigns.campaign_status(c, d)  # noqa: E731
     assert [at(day(20)), at(day(21)), at(day(22)), at(day(23))] == ["SCHEDULED", "ACTIVE", "ACTIVE", "ENDED"]
     # 2025-03-20 23:30 in UTC is already the 21st in Seoul.
-    assert campaigns.seoul_today(dt.datetime(2025, 3, 20, 15, 30, tzinfo=dt.timezone.utc)) == day(21)
+    assert campaigns.seoul_today(dt.datetime(2025, 3, 20, 15, 30, tzinfo=dt.UTC)) == day(21)
 
 
 # ---------------------------------------------------------------- donations
@@ -232,16 +237,30 @@ async def _earn(world, member: str, points: int):
 async def test_a_donation_is_matched_by_the_ratio(world):
     c = await world.campaign(match_ratio=Decimal("1.5"))
     await _earn(world, "kim", 1000)
-    d = await donate_points(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                            beneficiary_code=world.beneficiary.code, points=333, campaign_code=c.code,
-                            idempotency_key="k1", now=NOW)
+    d = await donate_points(
+        session=world.s,
+        operator_id=world.op.id,
+        member_external_id="kim",
+        beneficiary_code=world.beneficiary.code,
+        points=333,
+        campaign_code=c.code,
+        idempotency_key="k1",
+        now=NOW,
+    )
     assert (d.points, d.won_value, d.matched_won) == (333, 333, 499)  # floor(333 x 1.5)
     c = await world.reload(c)
     assert (c.matched_won, c.committed_won) == (499, 499)
     # Replaying the key returns the same donation and moves nothing.
-    again = await donate_points(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                                beneficiary_code=world.beneficiary.code, points=333, campaign_code=c.code,
-                                idempotency_key="k1", now=NOW)
+    again = await donate_points(
+        session=world.s,
+        operator_id=world.op.id,
+        member_external_id="kim",
+        beneficiary_code=world.beneficiary.code,
+        points=333,
+        campaign_code=c.code,
+        idempotency_key="k1",
+        now=NOW,
+    )
     assert again.id == d.id and (await world.reload(c)).committed_won == 499
     await f.check_invariants(world.s)
 
@@ -249,45 +268,93 @@ async def test_a_donation_is_matched_by_the_ratio(world):
 async def test_matching_stays_within_the_budget(world):
     c = await world.campaign(match_ratio=Decimal("2"), budget_won=500)
     await _earn(world, "kim", 1000)
-    d = await donate_points(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                            beneficiary_code=world.beneficiary.code, points=200, campaign_code=c.code,
-                            idempotency_key="a", now=NOW)
+    d = await donate_points(
+        session=world.s,
+        operator_id=world.op.id,
+        member_external_id="kim",
+        beneficiary_code=world.beneficiary.code,
+        points=200,
+        campaign_code=c.code,
+        idempotency_key="a",
+        now=NOW,
+    )
     assert d.matched_won == 400
-    d = await donate_points(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                            beneficiary_code=world.beneficiary.code, points=200, campaign_code=c.code,
-                            idempotency_key="b", now=NOW)
+    d = await donate_points(
+        session=world.s,
+        operator_id=world.op.id,
+        member_external_id="kim",
+        beneficiary_code=world.beneficiary.code,
+        points=200,
+        campaign_code=c.code,
+        idempotency_key="b",
+        now=NOW,
+    )
     assert d.matched_won == 100  # cut to the budget
     assert (await world.reload(c)).committed_won == 500
     with pytest.raises(BudgetExhausted):
-        await donate_points(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                            beneficiary_code=world.beneficiary.code, points=10, campaign_code=c.code,
-                            idempotency_key="c", now=NOW)
+        await donate_points(
+            session=world.s,
+            operator_id=world.op.id,
+            member_external_id="kim",
+            beneficiary_code=world.beneficiary.code,
+            points=10,
+            campaign_code=c.code,
+            idempotency_key="c",
+            now=NOW,
+        )
 
 
 async def test_a_donation_values_points_at_the_unit_and_needs_them(world):
     op = await f.operator(world.s, won_per_point="0.5")
     m = await f.member(world.s, op, "park")
     await f.earn(world.s, m, 101)
-    d = await donate_points(session=world.s, operator_id=op.id, member_external_id="park",
-                            beneficiary_code=world.beneficiary.code, points=101, campaign_code=None,
-                            idempotency_key="x", now=NOW)
+    d = await donate_points(
+        session=world.s,
+        operator_id=op.id,
+        member_external_id="park",
+        beneficiary_code=world.beneficiary.code,
+        points=101,
+        campaign_code=None,
+        idempotency_key="x",
+        now=NOW,
+    )
     assert (d.won_value, d.matched_won, d.campaign_id) == (50, 0, None)
     with pytest.raises(InsufficientPoints):
-        await donate_points(session=world.s, operator_id=op.id, member_external_id="park",
-                            beneficiary_code=world.beneficiary.code, points=1, campaign_code=None,
-                            idempotency_key="y", now=NOW)
-    ids = (await world.s.execute(visible_donations(partner_id=world.beneficiary.id, partner_kind="BENEFICIARY"))).scalars().all()
+        await donate_points(
+            session=world.s,
+            operator_id=op.id,
+            member_external_id="park",
+            beneficiary_code=world.beneficiary.code,
+            points=1,
+            campaign_code=None,
+            idempotency_key="y",
+            now=NOW,
+        )
+    ids = (
+        (await world.s.execute(visible_donations(partner_id=world.beneficiary.id, partner_kind="BENEFICIARY")))
+        .scalars()
+        .all()
+    )
     assert [x.id for x in ids] == [d.id]
-    assert (await world.s.execute(visible_donations(partner_id=world.sponsor.id, partner_kind="SPONSOR"))).scalars().all() == []
+    assert (
+        await world.s.execute(visible_donations(partner_id=world.sponsor.id, partner_kind="SPONSOR"))
+    ).scalars().all() == []
 
 
 async def test_a_donation_outside_the_campaign_dates_is_refused(world):
     c = await world.campaign(starts_on=day(25), ends_on=day(31))
     await _earn(world, "kim", 100)
     with pytest.raises(CampaignNotActive):
-        await donate_points(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                            beneficiary_code=world.beneficiary.code, points=10, campaign_code=c.code,
-                            idempotency_key="k", now=NOW)
+        await donate_points(
+            session=world.s,
+            operator_id=world.op.id,
+            member_external_id="kim",
+            beneficiary_code=world.beneficiary.code,
+            points=10,
+            campaign_code=c.code,
+            idempotency_key="k",
+            now=NOW,
+        )
 
 
 # ---------------------------------------------------------------- statements
@@ -306,18 +373,33 @@ async def test_a_closed_period_is_sealed_and_late_walking_goes_to_the_next_state
     await world.join("lee", c)
     await world.record(walk("kim", day(2), 4321, steps=5000), walk("lee", day(3), 6000, steps=9000))
     await _earn(world, "kim", 100)
-    await donate_points(session=world.s, operator_id=world.op.id, member_external_id="kim",
-                        beneficiary_code=world.beneficiary.code, points=50, campaign_code=c.code,
-                        idempotency_key="d", now=NOW)
+    await donate_points(
+        session=world.s,
+        operator_id=world.op.id,
+        member_external_id="kim",
+        beneficiary_code=world.beneficiary.code,
+        points=50,
+        campaign_code=c.code,
+        idempotency_key="d",
+        now=NOW,
+    )
 
-    first = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                                period_start=day(1), period_end=day(10), signer=signer, now=NOW)
+    first = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(1), period_end=day(10), signer=signer, now=NOW
+    )
     doc = json.loads(first.document)
     assert doc["provisional"] is False and doc["currency"] == "KRW"
     [line] = doc["lines"]
     assert line == {
-        "campaign": "spring", "beneficiary": world.beneficiary.code, "participants": "2", "achievers": "1",
-        "distanceKm": "10.321", "distanceWon": "1032", "achievementWon": "700", "matchedWon": "0", "totalWon": "1732",
+        "campaign": "spring",
+        "beneficiary": world.beneficiary.code,
+        "participants": "2",
+        "achievers": "1",
+        "distanceKm": "10.321",
+        "distanceWon": "1032",
+        "achievementWon": "700",
+        "matchedWon": "0",
+        "totalWon": "1732",
     }  # the match was made on the 20th, outside the period
     assert [(d["date"], d["distanceWon"]) for d in doc["days"]] == [("2025-03-02", "432"), ("2025-03-03", "600")]
     assert sum(int(d["distanceWon"]) for d in doc["days"]) == int(line["distanceWon"])
@@ -326,24 +408,33 @@ async def test_a_closed_period_is_sealed_and_late_walking_goes_to_the_next_state
 
     # Late walking for the 4th, after the period was issued: the issued statement never changes.
     await world.record(walk("kim", day(4), 1000))
-    again = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                                period_start=day(1), period_end=day(10), signer=signer, now=NOW)
+    again = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(1), period_end=day(10), signer=signer, now=NOW
+    )
     assert (again.id, again.document, again.signature) == (first.id, first.document, first.signature)
 
     # Overlapping periods are refused; the next period takes the late walking under its own date.
     with pytest.raises(InvalidInput):
-        await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                            period_start=day(5), period_end=day(15), signer=signer, now=NOW)
-    second = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                                 period_start=day(11), period_end=day(19), signer=signer, now=NOW)
+        await statements.donation_statement(
+            session=world.s,
+            sponsor_id=world.sponsor.id,
+            period_start=day(5),
+            period_end=day(15),
+            signer=signer,
+            now=NOW,
+        )
+    second = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(11), period_end=day(19), signer=signer, now=NOW
+    )
     doc2 = json.loads(second.document)
     [line2] = doc2["lines"]
     assert (line2["distanceWon"], line2["matchedWon"], line2["totalWon"]) == ("100", "0", "100")
     assert [(d["date"], d["distanceKm"], d["distanceWon"]) for d in doc2["days"]] == [("2025-03-04", "1", "100")]
 
     # The open rest of the month is provisional and carries the match.
-    open_part = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                                    period_start=day(20), period_end=day(31), signer=signer, now=NOW)
+    open_part = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(20), period_end=day(31), signer=signer, now=NOW
+    )
     doc3 = json.loads(open_part.document)
     assert doc3["provisional"] is True and doc3["lines"][0]["matchedWon"] == "50"
     c = await world.reload(c)
@@ -358,8 +449,9 @@ async def test_a_capped_campaign_cuts_its_days_with_it(signer, world):
     for n, who in enumerate(["a", "b", "c"]):
         await world.join(who, c)
     await world.record(walk("a", day(2), 4000), walk("b", day(3), 4000), walk("c", day(4), 4000))
-    st = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                             period_start=day(1), period_end=day(19), signer=signer, now=NOW)
+    st = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(1), period_end=day(19), signer=signer, now=NOW
+    )
     doc = json.loads(st.document)
     assert [d["distanceWon"] for d in doc["days"]] == ["400", "400", "200"]
     assert doc["lines"][0]["distanceWon"] == "1000" and doc["lines"][0]["distanceKm"] == "12"
@@ -370,17 +462,20 @@ async def test_participants_count_those_who_walked_in_the_period(signer, world):
     for who in ("a", "b", "c"):
         await world.join(who, short, now=NOW - dt.timedelta(days=10))
     await world.record(walk("a", day(2), 3000), walk("b", day(9), 3000), walk("c", day(9), 0, steps=0))
-    whole = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                                period_start=day(1), period_end=day(19), signer=signer, now=NOW)
+    whole = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(1), period_end=day(19), signer=signer, now=NOW
+    )
     assert [(l.campaign, l.participants) for l in whole.lines] == [("short", 2)]  # the whole campaign
-    part = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                               period_start=day(20), period_end=day(31), signer=signer, now=NOW)
+    part = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(20), period_end=day(31), signer=signer, now=NOW
+    )
     assert part.lines == ()  # the campaign ended before the period
     other = await world.campaign(code="long")
     await world.join("a", other)
     await world.join("b", other)
-    first_week = await statements.donation_statement(session=world.s, sponsor_id=world.sponsor.id,
-                                                     period_start=day(20), period_end=day(25), signer=signer, now=NOW)
+    first_week = await statements.donation_statement(
+        session=world.s, sponsor_id=world.sponsor.id, period_start=day(20), period_end=day(25), signer=signer, now=NOW
+    )
     assert [(l.campaign, l.participants) for l in first_week.lines] == [("long", 0)]
 
 
@@ -405,9 +500,16 @@ async def test_a_record_another_listener_rejects_commits_nothing(db):
         async with db.transaction() as s:
             # The first record is refused while the batch's working set is being built, the
             # third after it exists: neither may leave anything behind.
-            outcomes = await record_activities(session=s, operator_id=op.id, now=NOW, records=[
-                walk("lee-1", day(2), 4000, steps=6000), walk("kim", day(2), 4000, steps=6000),
-                walk("lee-2", day(2), 4000, steps=6000)])
+            outcomes = await record_activities(
+                session=s,
+                operator_id=op.id,
+                now=NOW,
+                records=[
+                    walk("lee-1", day(2), 4000, steps=6000),
+                    walk("kim", day(2), 4000, steps=6000),
+                    walk("lee-2", day(2), 4000, steps=6000),
+                ],
+            )
         assert [o.status.value for o in outcomes] == ["REJECTED", "CREDITED", "REJECTED"]
     finally:
         activity.listeners.remove(refuse_lee)
@@ -415,4 +517,6 @@ async def test_a_record_another_listener_rejects_commits_nothing(db):
         c = await campaigns.get_campaign(s, "spring")
         assert (c.distance_m, c.distance_won, c.achievers, c.committed_won) == (4000, 400, 1, 1400)
         rows = (await s.execute(sa.select(CampaignDay).where(CampaignDay.campaign_id == c.id))).scalars().all()
-        assert [(r.date, r.participants, r.distance_m, r.distance_won, r.achievers) for r in rows] == [(day(2), 1, 4000, 400, 1)]
+        assert [(r.date, r.participants, r.distance_m, r.distance_won, r.achievers) for r in rows] == [
+            (day(2), 1, 4000, 400, 1)
+        ]

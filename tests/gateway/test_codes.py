@@ -1,4 +1,5 @@
 """Member codes: unguessable, single-use, short-lived, bound to member and purpose."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,7 @@ from gateway.members import enroll, set_member_status
 from gateway.models import MemberCode, MemberCodePurpose, MemberStatus
 from tests.gateway import factories as f
 
-NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.UTC)
 PAY = MemberCodePurpose.PAYMENT
 
 
@@ -21,7 +22,9 @@ async def _issue(db, purpose=PAY, ttl=None):
     async with db.transaction() as s:
         op = await f.operator(s)
         m = await enroll(session=s, operator_id=op.id, external_id="kim")
-        issued = await issue_member_code(session=s, operator_id=op.id, external_id="kim", purpose=purpose, now=NOW, ttl_seconds=ttl)
+        issued = await issue_member_code(
+            session=s, operator_id=op.id, external_id="kim", purpose=purpose, now=NOW, ttl_seconds=ttl
+        )
     return op, m, issued
 
 
@@ -67,10 +70,14 @@ async def test_a_code_is_bound_to_its_purpose(db):
     async with db.transaction() as s:
         with pytest.raises(InvalidMemberCode):
             await consume_member_code(session=s, code=issued.code, purpose=PAY, now=NOW)
-        assert (await consume_member_code(session=s, code=issued.code, purpose=MemberCodePurpose.RECEIVE, now=NOW)).id == m.id
+        assert (
+            await consume_member_code(session=s, code=issued.code, purpose=MemberCodePurpose.RECEIVE, now=NOW)
+        ).id == m.id
 
 
-@pytest.mark.parametrize("code", ["", "123", "12345678901234567", "abcdefghijklmnop", "0000000000000000", "１２３４５６７８９０１２３４５６"])
+@pytest.mark.parametrize(
+    "code", ["", "123", "12345678901234567", "abcdefghijklmnop", "0000000000000000", "１２３４５６７８９０１２３４５６"]
+)
 async def test_malformed_or_unknown_codes_are_invalid(db, code):
     await _issue(db)
     async with db.transaction() as s:
@@ -86,8 +93,14 @@ async def test_codes_for_unknown_or_suspended_members_are_refused(db, settings):
             await issue_member_code(session=s, operator_id=op.id, external_id="nobody", purpose=PAY, now=NOW)
         await set_member_status(session=s, operator_id=op.id, external_id="kim", status=MemberStatus.SUSPENDED)
         with pytest.raises(MemberSuspended):
-            await issue_member_code(session=s, operator_id=op.id, external_id="kim", purpose=PAY,
-                                    now=NOW, ttl_seconds=ttl_for(settings, PAY))
+            await issue_member_code(
+                session=s,
+                operator_id=op.id,
+                external_id="kim",
+                purpose=PAY,
+                now=NOW,
+                ttl_seconds=ttl_for(settings, PAY),
+            )
 
 
 async def test_concurrent_uses_of_one_code_let_exactly_one_through(db):

@@ -1,4 +1,5 @@
 """Exchange between programs at the service level: conversion through won, fee, postings, privacy."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,7 +24,7 @@ from gateway.models import MemberCodePurpose, MemberStatus, SettlementFlow
 from gateway.outbox import events_for_partner
 from tests.gateway import factories as f
 
-NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.UTC)
 
 
 def test_points_received_are_floored():
@@ -54,15 +55,25 @@ async def _world(db, *, agreement=True, point_exchange=True, fee_bps=100, from_r
 
 async def _receive_code(db, member, purpose=MemberCodePurpose.RECEIVE):
     async with db.transaction() as s:
-        return (await issue_member_code(session=s, operator_id=member.operator_id, external_id=member.external_id,
-                                        purpose=purpose, now=NOW)).code
+        return (
+            await issue_member_code(
+                session=s, operator_id=member.operator_id, external_id=member.external_id, purpose=purpose, now=NOW
+            )
+        ).code
 
 
 async def _exchange(db, w, points, *, code=None, key="x-1", external_id=None):
     code = code or await _receive_code(db, w.receiver)
     async with db.transaction() as s:
-        return await exchange_points(session=s, operator_id=w.a.id, member_external_id=external_id or w.giver.external_id,
-                                     receive_code=code, points=points, idempotency_key=key, now=NOW)
+        return await exchange_points(
+            session=s,
+            operator_id=w.a.id,
+            member_external_id=external_id or w.giver.external_id,
+            receive_code=code,
+            points=points,
+            idempotency_key=key,
+            now=NOW,
+        )
 
 
 async def _balances(db, w):
@@ -79,9 +90,15 @@ async def test_points_convert_through_won_less_the_fee(db):
     assert await _balances(db, w) == (667, 246)
     async with db.session() as s:
         [flow] = (await s.execute(sa.select(SettlementFlow))).scalars().all()
-        assert (flow.kind.value, flow.payer_id, flow.payee_id, flow.gross_won, flow.fee_won, flow.net_won, flow.reference) == (
-            "EXCHANGE", w.a.id, w.b.id, 499, 7, 492, e.reference
-        )
+        assert (
+            flow.kind.value,
+            flow.payer_id,
+            flow.payee_id,
+            flow.gross_won,
+            flow.fee_won,
+            flow.net_won,
+            flow.reference,
+        ) == ("EXCHANGE", w.a.id, w.b.id, 499, 7, 492, e.reference)
         await f.check_invariants(s)
 
 

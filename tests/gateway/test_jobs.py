@@ -1,4 +1,5 @@
 """Periodic jobs under a database lease: once per interval across processes, not once per process."""
+
 from __future__ import annotations
 
 import asyncio
@@ -113,9 +114,15 @@ async def test_the_scheduler_runs_registered_jobs_in_the_background(db, settings
 def test_the_composition_root_gives_the_scheduler_every_package_s_jobs():
     jobs = composition.job_registry()
     assert set(jobs) == {
-        "auth.purge_expired", "auth.rotate_keys_if_due",  # auth
-        "connectors.sync", "webhooks.deliver", "webhooks.dispatch",  # connectors
-        "points.expire", "redemptions.expire", "settlement.close_due", "reconciliation.recover",  # gateway
+        "auth.purge_expired",
+        "auth.rotate_keys_if_due",  # auth
+        "connectors.sync",
+        "webhooks.deliver",
+        "webhooks.dispatch",  # connectors
+        "points.expire",
+        "redemptions.expire",
+        "settlement.close_due",
+        "reconciliation.recover",  # gateway
     }
     assert jobs["connectors.sync"].timeout_seconds == 120 and not jobs["webhooks.deliver"].singleton
     assert jobs["points.expire"].singleton and jobs["points.expire"].timeout_seconds == 36_000
@@ -142,7 +149,12 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
         "GATEWAY_ENV": "development",
     }
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "jobs", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "gateway.cli", "jobs", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

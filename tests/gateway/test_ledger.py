@@ -1,4 +1,5 @@
 """The ledger: postings, holds, balances, lots, references, no double spend."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ from gateway.members import balance, entries, set_member_status
 from gateway.models import EntryKind, HoldStatus, LedgerEntry, MemberStatus, PartnerKind
 from tests.gateway import factories as f
 
-NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.UTC)
 
 
 async def _shop(session, op):
@@ -39,7 +40,11 @@ async def test_earned_points_appear_in_the_wallet_and_every_unit_balances(db):
         assert issuance.available == -200
         [entry] = await entries(s, m, limit=10)
         assert (entry.kind, entry.points, entry.balance_after, entry.reference, entry.memo) == (
-            EntryKind.EARN, 200, 200, txn.reference, "walked"
+            EntryKind.EARN,
+            200,
+            200,
+            txn.reference,
+            "walked",
         )
         await f.check_invariants(s)
 
@@ -69,8 +74,13 @@ async def test_partial_capture_releases_the_rest(db):
         wallet = await ledger.wallet_account(s, m)
         shop = await _shop(s, op)
         hold = await ledger.create_hold(
-            session=s, debit=wallet, credit=shop, amount=300, memo="order A-17",
-            expires_at=NOW + dt.timedelta(minutes=15), now=NOW,
+            session=s,
+            debit=wallet,
+            credit=shop,
+            amount=300,
+            memo="order A-17",
+            expires_at=NOW + dt.timedelta(minutes=15),
+            now=NOW,
         )
         b = await balance(s, m)
         assert (b.available, b.held, b.total) == (200, 300, 500)
@@ -89,8 +99,14 @@ async def test_partial_capture_releases_the_rest(db):
         ]
         assert {e.reference for e in newest[:3]} == {hold.reference}
         # A refund is a new posting in the same movement, never a change to the old entries.
-        await ledger.post(session=s, kind=EntryKind.REFUND, reference=hold.reference,
-                          legs=[ledger.Leg(shop, wallet, 50)], memo="refund", now=NOW)
+        await ledger.post(
+            session=s,
+            kind=EntryKind.REFUND,
+            reference=hold.reference,
+            legs=[ledger.Leg(shop, wallet, 50)],
+            memo="refund",
+            now=NOW,
+        )
         assert (await balance(s, m)).available == 350
         await f.check_invariants(s)
 
@@ -126,7 +142,13 @@ async def test_expired_holds_are_released_and_can_no_longer_be_captured(db):
         wallet = await ledger.wallet_account(s, m)
         shop = await _shop(s, op)
         hold = await ledger.create_hold(
-            session=s, debit=wallet, credit=shop, amount=300, memo="o", expires_at=NOW + dt.timedelta(minutes=15), now=NOW
+            session=s,
+            debit=wallet,
+            credit=shop,
+            amount=300,
+            memo="o",
+            expires_at=NOW + dt.timedelta(minutes=15),
+            now=NOW,
         )
         later = NOW + dt.timedelta(minutes=16)
         with pytest.raises(InvalidState):
@@ -139,7 +161,10 @@ async def test_expired_holds_are_released_and_can_no_longer_be_captured(db):
         assert (b.available, b.held) == (500, 0)
         [release, *_] = await entries(s, m, limit=10)
         assert (release.kind, release.points, release.held_change, release.reference) == (
-            EntryKind.RELEASE, 0, -300, hold.reference
+            EntryKind.RELEASE,
+            0,
+            -300,
+            hold.reference,
         )
         await f.check_invariants(s)
 
@@ -157,19 +182,30 @@ async def test_exchange_moves_two_units_through_the_agreement_clearing_accounts(
         out_clearing = await ledger.clearing_account(s, ag.id, op_a.unit_code)
         in_clearing = await ledger.clearing_account(s, ag.id, op_b.unit_code)
         txn = await ledger.post(
-            session=s, kind=EntryKind.EXCHANGE_OUT, memo="exchange", now=NOW,
-            legs=[ledger.Leg(wallet_a, out_clearing, 1000),
-                  ledger.Leg(in_clearing, wallet_b, 495, kind=EntryKind.EXCHANGE_IN)],
+            session=s,
+            kind=EntryKind.EXCHANGE_OUT,
+            memo="exchange",
+            now=NOW,
+            legs=[
+                ledger.Leg(wallet_a, out_clearing, 1000),
+                ledger.Leg(in_clearing, wallet_b, 495, kind=EntryKind.EXCHANGE_IN),
+            ],
         )
         assert (await balance(s, giver)).total == 0
         assert (await balance(s, receiver)).total == 495
         [out] = await entries(s, giver, limit=1)
         [into] = await entries(s, receiver, limit=1)
-        assert (out.kind, out.points, into.kind, into.points) == (EntryKind.EXCHANGE_OUT, -1000, EntryKind.EXCHANGE_IN, 495)
+        assert (out.kind, out.points, into.kind, into.points) == (
+            EntryKind.EXCHANGE_OUT,
+            -1000,
+            EntryKind.EXCHANGE_IN,
+            495,
+        )
         assert out.reference == into.reference == txn.reference
         with pytest.raises(InvalidInput):
-            await ledger.post(session=s, kind=EntryKind.EXCHANGE_OUT, memo="x",
-                              legs=[ledger.Leg(wallet_b, out_clearing, 1)])
+            await ledger.post(
+                session=s, kind=EntryKind.EXCHANGE_OUT, memo="x", legs=[ledger.Leg(wallet_b, out_clearing, 1)]
+            )
         await f.check_invariants(s)
 
 

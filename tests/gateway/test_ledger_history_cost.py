@@ -1,6 +1,7 @@
 """A spend costs the same however long the member's earning history: it reads only the lots
 it consumes (FIFO), so a member with 1,000 lots pays with the statements and rows of a member
 with one."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,7 @@ from gateway import ledger
 from gateway.models import EntryKind, HoldLot, PartnerKind
 from tests.gateway import factories as f
 
-NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.UTC)
 LONG_HISTORY = 1000
 
 
@@ -50,11 +51,18 @@ async def _member_with_lots(s, op, count: int, points: int = 1_000):
     m = await f.member(s, op)
     wallet = await ledger.wallet_account(s, m)
     issuance = await ledger.issuance_account(s, op.id)
-    await ledger.post_many(session=s, now=NOW, postings=[
-        ledger.Posting(EntryKind.EARN, [ledger.Leg(issuance, wallet, points, lot_expires_at=NOW + dt.timedelta(days=30 + d))],
-                       memo=f"walk {d}")
-        for d in range(count)
-    ])
+    await ledger.post_many(
+        session=s,
+        now=NOW,
+        postings=[
+            ledger.Posting(
+                EntryKind.EARN,
+                [ledger.Leg(issuance, wallet, points, lot_expires_at=NOW + dt.timedelta(days=30 + d))],
+                memo=f"walk {d}",
+            )
+            for d in range(count)
+        ],
+    )
     return m, wallet
 
 
@@ -63,7 +71,9 @@ async def _spend_both_ways(db, wallet, shop) -> tuple[Traffic, Traffic, Traffic]
     async with db.transaction() as s:
         wallet, shop = await ledger.get_account(s, wallet.id), await ledger.get_account(s, shop.id)
         with traffic(db) as posting:
-            await ledger.post(session=s, kind=EntryKind.REDEEM, legs=[ledger.Leg(wallet, shop, 10)], memo="coffee", now=NOW)
+            await ledger.post(
+                session=s, kind=EntryKind.REDEEM, legs=[ledger.Leg(wallet, shop, 10)], memo="coffee", now=NOW
+            )
     async with db.transaction() as s:
         wallet, shop = await ledger.get_account(s, wallet.id), await ledger.get_account(s, shop.id)
         with traffic(db) as hold:
@@ -72,8 +82,11 @@ async def _spend_both_ways(db, wallet, shop) -> tuple[Traffic, Traffic, Traffic]
     async with db.transaction() as s:
         wallet, shop = await ledger.get_account(s, wallet.id), await ledger.get_account(s, shop.id)
         with traffic(db) as bulk:
-            await ledger.post_many(session=s, now=NOW, postings=[
-                ledger.Posting(EntryKind.DONATE, [ledger.Leg(wallet, shop, 10)], memo="donation")])
+            await ledger.post_many(
+                session=s,
+                now=NOW,
+                postings=[ledger.Posting(EntryKind.DONATE, [ledger.Leg(wallet, shop, 10)], memo="donation")],
+            )
     return posting, hold, bulk
 
 
@@ -89,10 +102,16 @@ async def test_a_member_with_a_thousand_lots_pays_with_the_statements_and_rows_o
     many = await _spend_both_ways(db, long, shop)
 
     for way, a, b in zip(("post", "hold and capture", "post_many"), one, many):
-        assert b.statements == a.statements, f"{way}: {a.statements} statements with 1 lot, {b.statements} with {LONG_HISTORY}"
-        assert b.lot_rows == a.lot_rows, f"{way}: {a.lot_rows} lot rows read with 1 lot, {b.lot_rows} with {LONG_HISTORY}"
+        assert b.statements == a.statements, (
+            f"{way}: {a.statements} statements with 1 lot, {b.statements} with {LONG_HISTORY}"
+        )
+        assert b.lot_rows == a.lot_rows, (
+            f"{way}: {a.lot_rows} lot rows read with 1 lot, {b.lot_rows} with {LONG_HISTORY}"
+        )
         # Each read of lots (the hold's capture reads the hold's lots too) brings back the one lot used.
-        assert b.lot_reads and set(b.lot_reads) == {1}, f"{way}: lot rows read {b.lot_reads} for a spend covered by one lot"
+        assert b.lot_reads and set(b.lot_reads) == {1}, (
+            f"{way}: lot rows read {b.lot_reads} for a spend covered by one lot"
+        )
 
     async with db.transaction() as s:
         lots = await ledger.wallet_lots(s, long.id)

@@ -7,14 +7,17 @@ spend, expire holds and points, suspend and reinstate members, time passing), th
 * no wallet is ever below zero, and its lots add up to its available and held points;
 * an operation refused with a business error changes nothing.
 """
+
 from __future__ import annotations
 
 import asyncio
-import os
 import datetime as dt
+import os
 
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from gateway import ledger
 from gateway.activity import ActivityIn, record_activities
@@ -25,13 +28,16 @@ from gateway.members import set_member_status
 from gateway.models import Account, EntryKind, Hold, Member, MemberStatus, PartnerKind
 from tests.gateway import factories as f
 
-START = dt.datetime(2025, 1, 20, 1, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2025, 1, 20, 1, 0, tzinfo=dt.UTC)
 MEMBERS = 3
 
 member_ix = st.integers(0, MEMBERS - 1)
 operation = st.one_of(
     st.tuples(st.just("earn"), member_ix, st.integers(1, 500)),
-    st.tuples(st.just("report"), st.lists(st.tuples(member_ix, st.integers(0, 3), st.integers(0, 20_000)), min_size=1, max_size=4)),
+    st.tuples(
+        st.just("report"),
+        st.lists(st.tuples(member_ix, st.integers(0, 3), st.integers(0, 20_000)), min_size=1, max_size=4),
+    ),
     st.tuples(st.just("hold"), member_ix, st.integers(1, 600)),
     st.tuples(st.just("post"), st.integers(0, 9), st.integers(0, 100)),
     st.tuples(st.just("void"), st.integers(0, 9)),
@@ -93,8 +99,13 @@ async def _apply(s, name, step, op, member_ids, shop_id, holds, now) -> None:
         await record_activities(session=s, operator_id=op.id, records=records, now=now)
     elif name == "hold":
         hold = await ledger.create_hold(
-            session=s, debit=await wallet(step[1]), credit=await ledger.get_account(s, shop_id), amount=step[2],
-            memo="order", expires_at=now + dt.timedelta(minutes=15), now=now,
+            session=s,
+            debit=await wallet(step[1]),
+            credit=await ledger.get_account(s, shop_id),
+            amount=step[2],
+            memo="order",
+            expires_at=now + dt.timedelta(minutes=15),
+            now=now,
         )
         holds.append(hold.id)
     elif name in ("post", "void") and holds:
@@ -106,7 +117,10 @@ async def _apply(s, name, step, op, member_ids, shop_id, holds, now) -> None:
             await ledger.post_hold(session=s, hold=hold, amount=amount, now=now)
     elif name == "spend":
         await ledger.post(
-            session=s, kind=EntryKind.DONATE, memo="gift", now=now,
+            session=s,
+            kind=EntryKind.DONATE,
+            memo="gift",
+            now=now,
             legs=[ledger.Leg(await wallet(step[1]), await ledger.get_account(s, shop_id), step[2])],
         )
     elif name == "expire_holds":

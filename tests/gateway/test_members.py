@@ -1,4 +1,5 @@
 """Members: operator-scoped identity, enrolment, status."""
+
 from __future__ import annotations
 
 import asyncio

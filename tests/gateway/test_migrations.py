@@ -1,4 +1,5 @@
 """One Alembic history builds the whole schema on SQLite and PostgreSQL, matching the models."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,9 @@ async def test_migrations_build_exactly_the_models(empty_database):
     try:
         async with engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": False}), Base.metadata)
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": False}), Base.metadata
+                )
             )
     finally:
         await engine.dispose()

@@ -1,10 +1,11 @@
 """The outbox: events are written with the change and found per partner."""
+
 from __future__ import annotations
 
 import pytest
 
-from gateway.outbox import emit, events_for_partner
 from gateway.models import PartnerKind
+from gateway.outbox import emit, events_for_partner
 from tests.gateway import factories as f
 
 
@@ -12,8 +13,12 @@ async def test_events_are_stored_for_each_partner_they_concern(db):
     async with db.transaction() as s:
         op = await f.operator(s)
         merchant = await f.partner(s, PartnerKind.MERCHANT, operator_id=op.id)
-        first = await emit(session=s, type="redemption.authorized", partner_ids=[op.id, merchant.id, merchant.id],
-                           data={"reference": "mv_x", "amountWon": "100"})
+        first = await emit(
+            session=s,
+            type="redemption.authorized",
+            partner_ids=[op.id, merchant.id, merchant.id],
+            data={"reference": "mv_x", "amountWon": "100"},
+        )
         second = await emit(session=s, type="activity.credited", partner_ids=[op.id], data={"points": "5"})
     assert first.startswith("evt_") and first != second
     async with db.session() as s:

@@ -1,4 +1,5 @@
 """Reconciliation: staging a partner's report, matching it in SQL, classifying each difference."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,9 +14,9 @@ from gateway.models import (
     DiscrepancyKind,
     DiscrepancyStatus,
     FlowKind,
-    StagedRecord,
     ReconciliationRun,
     ReconciliationStatus,
+    StagedRecord,
 )
 from gateway.outbox import events_for_partner
 from gateway.reconciliation import ReportRecord
@@ -74,15 +75,22 @@ async def planted_world(db):
 
 async def _discrepancies(db, run_id):
     async with db.session() as s:
-        rows = (await s.execute(sa.select(Discrepancy).where(Discrepancy.run_id == run_id).order_by(Discrepancy.id))).scalars()
+        rows = (
+            await s.execute(sa.select(Discrepancy).where(Discrepancy.run_id == run_id).order_by(Discrepancy.id))
+        ).scalars()
         return sorted((d.kind, d.reference, d.flow_kind, d.gateway_amount_won, d.partner_amount_won) for d in rows)
 
 
 async def test_a_report_with_planted_differences_is_classified_exactly(db):
     a, b, ag, records = await planted_world(db)
     run_id = await service.stage_report(
-        db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31),
-        records=_aiter(records), batch_size=3,
+        db=db,
+        agreement_id=ag.id,
+        partner_id=a.id,
+        period_start=dt.date(2025, 1, 1),
+        period_end=dt.date(2025, 1, 31),
+        records=_aiter(records),
+        batch_size=3,
     )
     async with db.session() as s:
         staged = await s.get(ReconciliationRun, run_id)
@@ -90,7 +98,14 @@ async def test_a_report_with_planted_differences_is_classified_exactly(db):
     run = await service.run_matching(db=db, run_id=run_id)
 
     assert run.status == ReconciliationStatus.COMPLETED
-    assert (run.partner_records, run.matched, run.missing_in_gateway, run.missing_at_partner, run.amount_mismatch, run.duplicates) == (11, 5, 3, 2, 1, 2)
+    assert (
+        run.partner_records,
+        run.matched,
+        run.missing_in_gateway,
+        run.missing_at_partner,
+        run.amount_mismatch,
+        run.duplicates,
+    ) == (11, 5, 3, 2, 1, 2)
     assert await _discrepancies(db, run_id) == sorted(
         [
             (AMT, "mv_amount", R, 5_000, 5_500),
@@ -106,7 +121,11 @@ async def test_a_report_with_planted_differences_is_classified_exactly(db):
     async with db.session() as s:
         for operator in (a, b):
             [event] = await events_for_partner(s, operator.id, types=["reconciliation.completed"])
-            assert (event.payload["status"], event.payload["matched"], event.payload["duplicates"]) == ("COMPLETED", "5", "2")
+            assert (event.payload["status"], event.payload["matched"], event.payload["duplicates"]) == (
+                "COMPLETED",
+                "5",
+                "2",
+            )
 
 
 async def test_a_duplicate_with_another_amount_leaves_the_exact_record_matched(db):
@@ -114,9 +133,17 @@ async def test_a_duplicate_with_another_amount_leaves_the_exact_record_matched(d
         a, b = await f.operator(s), await f.operator(s)
         ag = await agreement(s, a, b)
         await flow(s, ag, R, a, b, 100, seoul(2025, 1, 2), "mv_x")
-        run = await service.create_run(session=s, agreement_id=ag.id, partner_id=b.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31))
+        run = await service.create_run(
+            session=s,
+            agreement_id=ag.id,
+            partner_id=b.id,
+            period_start=dt.date(2025, 1, 1),
+            period_end=dt.date(2025, 1, 31),
+        )
         await service.stage_records(
-            session=s, run=run, records=[ReportRecord("mv_x", R, 90, seoul(2025, 1, 1)), ReportRecord("mv_x", R, 100, seoul(2025, 1, 2))]
+            session=s,
+            run=run,
+            records=[ReportRecord("mv_x", R, 90, seoul(2025, 1, 1)), ReportRecord("mv_x", R, 100, seoul(2025, 1, 2))],
         )
     done = await service.run_matching(db=db, run_id=run.id)
     assert (done.matched, done.duplicates, done.amount_mismatch) == (1, 1, 0)
@@ -125,7 +152,14 @@ async def test_a_duplicate_with_another_amount_leaves_the_exact_record_matched(d
 
 async def test_matching_again_starts_afresh(db):
     a, b, ag, records = await planted_world(db)
-    run_id = await service.stage_report(db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31), records=_aiter(records))
+    run_id = await service.stage_report(
+        db=db,
+        agreement_id=ag.id,
+        partner_id=a.id,
+        period_start=dt.date(2025, 1, 1),
+        period_end=dt.date(2025, 1, 31),
+        records=_aiter(records),
+    )
     await service.run_matching(db=db, run_id=run_id)
     again = await service.run_matching(db=db, run_id=run_id, rerun=True)
     assert again.matched == 5 and len(await _discrepancies(db, run_id)) == 8
@@ -135,11 +169,20 @@ async def test_a_bad_record_fails_the_run_and_names_its_line(db):
     async with db.transaction() as s:
         a, b = await f.operator(s), await f.operator(s)
         ag = await agreement(s, a, b)
-    body = [b"reference,kind,amountWon,occurredAt\n", b"mv_1,CROSS_REDEMPTION,100,2025-01-02T10:00:00+09:00\n", b"mv_2,CROSS_REDEMPTION,-5,2025-01-02T10:00:00+09:00\n"]
+    body = [
+        b"reference,kind,amountWon,occurredAt\n",
+        b"mv_1,CROSS_REDEMPTION,100,2025-01-02T10:00:00+09:00\n",
+        b"mv_2,CROSS_REDEMPTION,-5,2025-01-02T10:00:00+09:00\n",
+    ]
     with pytest.raises(InvalidInput, match="line 3: amountWon"):
         await service.stage_report(
-            db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31),
-            records=service.parse_csv(service.iter_lines(_aiter(body))), batch_size=1,
+            db=db,
+            agreement_id=ag.id,
+            partner_id=a.id,
+            period_start=dt.date(2025, 1, 1),
+            period_end=dt.date(2025, 1, 31),
+            records=service.parse_csv(service.iter_lines(_aiter(body))),
+            batch_size=1,
         )
     async with db.session() as s:
         run = (await s.execute(sa.select(ReconciliationRun))).scalar_one()
@@ -153,7 +196,15 @@ async def test_a_report_over_the_limit_is_refused(db):
         ag = await agreement(s, a, b)
     records = [ReportRecord(f"mv_{i}", R, 1, seoul(2025, 1, 2)) for i in range(4)]
     with pytest.raises(LimitExceeded):
-        await service.stage_report(db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31), records=_aiter(records), max_records=3)
+        await service.stage_report(
+            db=db,
+            agreement_id=ag.id,
+            partner_id=a.id,
+            period_start=dt.date(2025, 1, 1),
+            period_end=dt.date(2025, 1, 31),
+            records=_aiter(records),
+            max_records=3,
+        )
 
 
 async def test_only_an_operator_party_to_the_agreement_may_report(db):
@@ -161,17 +212,24 @@ async def test_only_an_operator_party_to_the_agreement_may_report(db):
         a, b, c = await f.operator(s), await f.operator(s), await f.operator(s)
         ag = await agreement(s, a, b)
     with pytest.raises(NotFound):
-        await service.stage_report(db=db, agreement_id=ag.id, partner_id=c.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31), records=_aiter([]))
+        await service.stage_report(
+            db=db,
+            agreement_id=ag.id,
+            partner_id=c.id,
+            period_start=dt.date(2025, 1, 1),
+            period_end=dt.date(2025, 1, 31),
+            records=_aiter([]),
+        )
 
 
 async def test_csv_and_json_lines_parse_the_same_records_from_any_chunking():
-    csv_body = "\ufeffkind,reference,occurredAt,amountWon\r\nCROSS_REFUND,mv_한글,2025-01-02T10:00:00Z,1500\r\n\r\nEXCHANGE,\"mv_q\",2025-01-03T10:00:00+09:00,7\r\n".encode()
+    csv_body = '\ufeffkind,reference,occurredAt,amountWon\r\nCROSS_REFUND,mv_한글,2025-01-02T10:00:00Z,1500\r\n\r\nEXCHANGE,"mv_q",2025-01-03T10:00:00+09:00,7\r\n'.encode()
     ndjson_body = (
         '{"reference": "mv_한글", "kind": "CROSS_REFUND", "amountWon": "1500", "occurredAt": "2025-01-02T10:00:00Z"}\n'
         '{"reference": "mv_q", "kind": "EXCHANGE", "amountWon": 7, "occurredAt": "2025-01-03T10:00:00+09:00"}'
     ).encode()
     expected = [
-        ReportRecord("mv_한글", RF, 1500, dt.datetime(2025, 1, 2, 10, tzinfo=dt.timezone.utc)),
+        ReportRecord("mv_한글", RF, 1500, dt.datetime(2025, 1, 2, 10, tzinfo=dt.UTC)),
         ReportRecord("mv_q", EX, 7, seoul(2025, 1, 3, 10)),
     ]
     for body, parse in ((csv_body, service.parse_csv), (ndjson_body, service.parse_ndjson)):
@@ -182,20 +240,41 @@ async def test_csv_and_json_lines_parse_the_same_records_from_any_chunking():
 
 async def test_a_discrepancy_is_resolved_once_with_a_note_by_a_party(db):
     a, b, ag, records = await planted_world(db)
-    run_id = await service.stage_report(db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31), records=_aiter(records))
+    run_id = await service.stage_report(
+        db=db,
+        agreement_id=ag.id,
+        partner_id=a.id,
+        period_start=dt.date(2025, 1, 1),
+        period_end=dt.date(2025, 1, 31),
+        records=_aiter(records),
+    )
     await service.run_matching(db=db, run_id=run_id)
     async with db.transaction() as s:
         stranger = await f.operator(s)
         first = (await s.execute(service.discrepancies_query(run_id, AMT))).scalars().one()
     with pytest.raises(NotFound):
         async with db.transaction() as s:
-            await service.resolve_discrepancy(session=s, discrepancy_id=first.id, partner_id=stranger.id, resolved_by_id=stranger.id, resolution="mine?")
+            await service.resolve_discrepancy(
+                session=s,
+                discrepancy_id=first.id,
+                partner_id=stranger.id,
+                resolved_by_id=stranger.id,
+                resolution="mine?",
+            )
     async with db.transaction() as s:
-        done = await service.resolve_discrepancy(session=s, discrepancy_id=first.id, partner_id=b.id, resolved_by_id=b.id, resolution="price corrected at the till")
+        done = await service.resolve_discrepancy(
+            session=s,
+            discrepancy_id=first.id,
+            partner_id=b.id,
+            resolved_by_id=b.id,
+            resolution="price corrected at the till",
+        )
         assert (done.status, done.resolution) == (DiscrepancyStatus.RESOLVED, "price corrected at the till")
     with pytest.raises(InvalidState):
         async with db.transaction() as s:
-            await service.resolve_discrepancy(session=s, discrepancy_id=first.id, partner_id=None, resolved_by_id=a.id, resolution="again")
+            await service.resolve_discrepancy(
+                session=s, discrepancy_id=first.id, partner_id=None, resolved_by_id=a.id, resolution="again"
+            )
 
 
 @pytest.mark.parametrize("full_join", [True, False])
@@ -207,9 +286,22 @@ async def test_both_shapes_of_the_matching_query_classify_alike(db, monkeypatch,
         pytest.skip("this SQLite has no FULL OUTER JOIN")
     monkeypatch.setattr(service, "_use_full_join", lambda session: full_join)
     a, b, ag, records = await planted_world(db)
-    run_id = await service.stage_report(db=db, agreement_id=ag.id, partner_id=a.id, period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31), records=_aiter(records))
+    run_id = await service.stage_report(
+        db=db,
+        agreement_id=ag.id,
+        partner_id=a.id,
+        period_start=dt.date(2025, 1, 1),
+        period_end=dt.date(2025, 1, 31),
+        records=_aiter(records),
+    )
     run = await service.run_matching(db=db, run_id=run_id)
-    assert (run.matched, run.missing_in_gateway, run.missing_at_partner, run.amount_mismatch, run.duplicates) == (5, 3, 2, 1, 2)
+    assert (run.matched, run.missing_in_gateway, run.missing_at_partner, run.amount_mismatch, run.duplicates) == (
+        5,
+        3,
+        2,
+        1,
+        2,
+    )
     assert len(await _discrepancies(db, run_id)) == 8
 
 

@@ -1,4 +1,5 @@
 """Checkout at the service level: amounts, lifecycle, errors, idempotency, settlement flows, expiry."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,7 +35,7 @@ from gateway.models import (
 from gateway.outbox import events_for_partner
 from tests.gateway import factories as f
 
-NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.UTC)
 
 
 # ---------------------------------------------------------------- rounding rules
@@ -43,12 +44,20 @@ NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
 @pytest.mark.parametrize(
     "won, rate, points",
     [
-        (1, "1", 1), (100, "1", 100),
-        (1, "2", 1), (2, "2", 1), (3, "2", 2), (4, "2", 2),  # rounded up at the edge, exact on it
-        (1, "0.5", 2), (3, "0.5", 6),
-        (10, "3", 4), (9, "3", 3),
+        (1, "1", 1),
+        (100, "1", 100),
+        (1, "2", 1),
+        (2, "2", 1),
+        (3, "2", 2),
+        (4, "2", 2),  # rounded up at the edge, exact on it
+        (1, "0.5", 2),
+        (3, "0.5", 6),
+        (10, "3", 4),
+        (9, "3", 3),
         (1, "0.000001", 1_000_000),
-        (1000, "1.1", 910), (1001, "1.1", 910), (1002, "1.1", 911),  # 1001/1.1 = 910 exactly
+        (1000, "1.1", 910),
+        (1001, "1.1", 910),
+        (1002, "1.1", 911),  # 1001/1.1 = 910 exactly
         (10**15, "7", 142857142857143),  # no float anywhere
     ],
 )
@@ -56,7 +65,9 @@ def test_points_to_pay_is_the_won_amount_over_the_rate_rounded_up(won, rate, poi
     assert svc.points_to_pay(won, Decimal(rate)) == points
 
 
-@pytest.mark.parametrize("points, rate, won", [(3, "0.5", 1), (4, "0.5", 2), (7, "1.5", 10), (1, "0.999999", 0), (910, "1.1", 1001)])
+@pytest.mark.parametrize(
+    "points, rate, won", [(3, "0.5", 1), (4, "0.5", 2), (7, "1.5", 10), (1, "0.999999", 0), (910, "1.1", 1001)]
+)
 def test_won_value_is_floored(points, rate, won):
     assert svc.won_value(points, Decimal(rate)) == won
 
@@ -116,7 +127,12 @@ async def _code(db, w, purpose=MemberCodePurpose.PAYMENT, *, member=None, now=NO
     member = member or w.member
     async with db.transaction() as s:
         issued = await issue_member_code(
-            session=s, operator_id=member.operator_id, external_id=member.external_id, purpose=purpose, now=now, ttl_seconds=ttl
+            session=s,
+            operator_id=member.operator_id,
+            external_id=member.external_id,
+            purpose=purpose,
+            now=now,
+            ttl_seconds=ttl,
         )
     return issued.code
 
@@ -125,8 +141,15 @@ async def _authorize(db, w, amount, *, key="a-1", code=None, capture=False, now=
     code = code or await _code(db, w, now=now)
     async with db.transaction() as s:
         return await svc.authorize(
-            session=s, merchant_id=(merchant or w.merchant).id, code=code, amount_won=amount, order_id=order,
-            idempotency_key=key, capture=capture, hold_ttl_seconds=900, now=now,
+            session=s,
+            merchant_id=(merchant or w.merchant).id,
+            code=code,
+            amount_won=amount,
+            order_id=order,
+            idempotency_key=key,
+            capture=capture,
+            hold_ttl_seconds=900,
+            now=now,
         )
 
 
@@ -161,7 +184,9 @@ async def test_partial_capture_releases_the_rest(db):
     w = await _world(db, rate="2")
     r = await _authorize(db, w, 300)
     async with db.transaction() as s:
-        r = await svc.capture(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=101, idempotency_key="c-1", now=NOW)
+        r = await svc.capture(
+            session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=101, idempotency_key="c-1", now=NOW
+        )
     assert (r.status, r.captured_won, r.points) == (RedemptionStatus.CAPTURED, 101, 51)
     assert await _balance(db, w.member) == (949, 0)
     await _check(db)
@@ -191,19 +216,32 @@ async def test_refunds_are_partial_cumulative_and_bounded_by_the_capture(db):
     w = await _world(db, rate="2")
     r = await _authorize(db, w, 5, capture=True)  # 3 points
     assert r.points == 3 and await _balance(db, w.member) == (997, 0)
-    steps = [(1, 0, RedemptionStatus.PARTIALLY_REFUNDED), (1, 1, RedemptionStatus.PARTIALLY_REFUNDED), (3, 2, RedemptionStatus.REFUNDED)]
+    steps = [
+        (1, 0, RedemptionStatus.PARTIALLY_REFUNDED),
+        (1, 1, RedemptionStatus.PARTIALLY_REFUNDED),
+        (3, 2, RedemptionStatus.REFUNDED),
+    ]
     for i, (won, points_back, status) in enumerate(steps):
         before = (await _balance(db, w.member))[0]
         async with db.transaction() as s:
-            r = await svc.refund(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=won,
-                                 idempotency_key=f"r-{i}", reason="returned", now=NOW)
+            r = await svc.refund(
+                session=s,
+                merchant_id=w.merchant.id,
+                redemption_id=r.id,
+                amount_won=won,
+                idempotency_key=f"r-{i}",
+                reason="returned",
+                now=NOW,
+            )
         assert r.status == status
         assert (await _balance(db, w.member))[0] - before == points_back
     assert (r.refunded_won, r.refunded_points) == (5, 3)
     assert await _balance(db, w.member) == (1000, 0)
     with pytest.raises(AmountExceedsCaptured):
         async with db.transaction() as s:
-            await svc.refund(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=1, idempotency_key="r-9", now=NOW)
+            await svc.refund(
+                session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=1, idempotency_key="r-9", now=NOW
+            )
     await _check(db)
 
 
@@ -211,10 +249,14 @@ async def test_refunding_more_than_is_left_changes_nothing(db):
     w = await _world(db)
     r = await _authorize(db, w, 100, capture=True)
     async with db.transaction() as s:
-        await svc.refund(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=60, idempotency_key="r-1", now=NOW)
+        await svc.refund(
+            session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=60, idempotency_key="r-1", now=NOW
+        )
     with pytest.raises(AmountExceedsCaptured):
         async with db.transaction() as s:
-            await svc.refund(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=41, idempotency_key="r-2", now=NOW)
+            await svc.refund(
+                session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=41, idempotency_key="r-2", now=NOW
+            )
     async with db.session() as s:
         r = await svc.get_redemption(s, r.id)
     assert (r.status, r.refunded_won) == (RedemptionStatus.PARTIALLY_REFUNDED, 60)
@@ -265,7 +307,9 @@ async def test_a_suspended_member_cannot_pay(db):
     w = await _world(db)
     code = await _code(db, w)
     async with db.transaction() as s:
-        await set_member_status(session=s, operator_id=w.op.id, external_id=w.member.external_id, status=MemberStatus.SUSPENDED)
+        await set_member_status(
+            session=s, operator_id=w.op.id, external_id=w.member.external_id, status=MemberStatus.SUSPENDED
+        )
     with pytest.raises(MemberSuspended):
         await _authorize(db, w, 10, code=code)
     assert await _balance(db, w.member) == (1000, 0)
@@ -276,7 +320,9 @@ async def test_capturing_more_than_authorized_is_refused(db):
     r = await _authorize(db, w, 100)
     with pytest.raises(AmountExceedsAuthorized):
         async with db.transaction() as s:
-            await svc.capture(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=101, idempotency_key="c", now=NOW)
+            await svc.capture(
+                session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=101, idempotency_key="c", now=NOW
+            )
     assert await _balance(db, w.member) == (900, 100)
 
 
@@ -288,15 +334,19 @@ async def test_wrong_state_actions_are_invalid_state(db):
         await svc.void(session=s, merchant_id=w.merchant.id, redemption_id=voided.id, idempotency_key="v", now=NOW)
     authorized = await _authorize(db, w, 100, key="a-3")
     attempts = [
-        ("capture", captured.id, {}), ("void", captured.id, {}),
-        ("capture", voided.id, {}), ("void", voided.id, {}), ("refund", voided.id, {"amount_won": 1}),
+        ("capture", captured.id, {}),
+        ("void", captured.id, {}),
+        ("capture", voided.id, {}),
+        ("void", voided.id, {}),
+        ("refund", voided.id, {"amount_won": 1}),
         ("refund", authorized.id, {"amount_won": 1}),
     ]
     for i, (action, rid, extra) in enumerate(attempts):
         with pytest.raises(InvalidState):
             async with db.transaction() as s:
-                await getattr(svc, action)(session=s, merchant_id=w.merchant.id, redemption_id=rid,
-                                           idempotency_key=f"x-{i}", now=NOW, **extra)
+                await getattr(svc, action)(
+                    session=s, merchant_id=w.merchant.id, redemption_id=rid, idempotency_key=f"x-{i}", now=NOW, **extra
+                )
     assert await _balance(db, w.member) == (800, 100)
 
 
@@ -305,8 +355,13 @@ async def test_capture_after_the_hold_expired_is_invalid_state(db):
     r = await _authorize(db, w, 100)
     with pytest.raises(InvalidState):
         async with db.transaction() as s:
-            await svc.capture(session=s, merchant_id=w.merchant.id, redemption_id=r.id, idempotency_key="c",
-                              now=NOW + dt.timedelta(seconds=900))
+            await svc.capture(
+                session=s,
+                merchant_id=w.merchant.id,
+                redemption_id=r.id,
+                idempotency_key="c",
+                now=NOW + dt.timedelta(seconds=900),
+            )
 
 
 async def test_another_merchants_redemption_is_not_found(db):
@@ -315,10 +370,14 @@ async def test_another_merchants_redemption_is_not_found(db):
     for action in ("capture", "void"):
         with pytest.raises(NotFound):
             async with db.transaction() as s:
-                await getattr(svc, action)(session=s, merchant_id=w.other_merchant.id, redemption_id=r.id, idempotency_key="k", now=NOW)
+                await getattr(svc, action)(
+                    session=s, merchant_id=w.other_merchant.id, redemption_id=r.id, idempotency_key="k", now=NOW
+                )
     with pytest.raises(NotFound):
         async with db.transaction() as s:
-            await svc.capture(session=s, merchant_id=w.merchant.id, redemption_id=r.id + 1000, idempotency_key="k", now=NOW)
+            await svc.capture(
+                session=s, merchant_id=w.merchant.id, redemption_id=r.id + 1000, idempotency_key="k", now=NOW
+            )
 
 
 # ---------------------------------------------------------------- idempotency
@@ -334,9 +393,13 @@ async def test_a_replay_returns_the_same_redemption_and_moves_nothing_again(db):
     with pytest.raises(IdempotencyKeyReused):
         await _authorize(db, w, 101, code=code, capture=True)
     async with db.transaction() as s:
-        one = await svc.refund(session=s, merchant_id=w.merchant.id, redemption_id=first.id, amount_won=10, idempotency_key="r", now=NOW)
+        one = await svc.refund(
+            session=s, merchant_id=w.merchant.id, redemption_id=first.id, amount_won=10, idempotency_key="r", now=NOW
+        )
     async with db.transaction() as s:
-        two = await svc.refund(session=s, merchant_id=w.merchant.id, redemption_id=first.id, amount_won=10, idempotency_key="r", now=NOW)
+        two = await svc.refund(
+            session=s, merchant_id=w.merchant.id, redemption_id=first.id, amount_won=10, idempotency_key="r", now=NOW
+        )
     assert one.id == two.id and two.refunded_won == 10
     assert await _balance(db, w.member) == (910, 0)
 
@@ -356,19 +419,32 @@ async def test_a_member_of_another_program_pays_under_an_agreement(db):
     r = await _authorize(db, w, 1000)  # ceil(1000 / 1.5) = 667 points
     assert r.points == 667 and r.agreement_id == w.agreement.id
     async with db.transaction() as s:
-        r = await svc.capture(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=700,
-                              idempotency_key="c", now=NOW)
+        r = await svc.capture(
+            session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=700, idempotency_key="c", now=NOW
+        )
     assert r.points == 467  # ceil(700 / 1.5)
     async with db.session() as s:
         [flow] = (await s.execute(sa.select(SettlementFlow))).scalars().all()
     gross = 700  # floor(467 x 1.5) = 700
-    assert (flow.kind.value, flow.payer_id, flow.payee_id, flow.gross_won, flow.fee_won, flow.net_won, flow.reference) == (
-        "CROSS_REDEMPTION", w.member_op.id, w.op.id, gross, 17, 683, r.reference
-    )
+    assert (
+        flow.kind.value,
+        flow.payer_id,
+        flow.payee_id,
+        flow.gross_won,
+        flow.fee_won,
+        flow.net_won,
+        flow.reference,
+    ) == ("CROSS_REDEMPTION", w.member_op.id, w.op.id, gross, 17, 683, r.reference)
     for i, won in enumerate((300, 400)):
         async with db.transaction() as s:
-            r = await svc.refund(session=s, merchant_id=w.merchant.id, redemption_id=r.id, amount_won=won,
-                                 idempotency_key=f"r{i}", now=NOW)
+            r = await svc.refund(
+                session=s,
+                merchant_id=w.merchant.id,
+                redemption_id=r.id,
+                amount_won=won,
+                idempotency_key=f"r{i}",
+                now=NOW,
+            )
     async with db.session() as s:
         flows = (await s.execute(sa.select(SettlementFlow).order_by(SettlementFlow.id))).scalars().all()
     refunds = [fl for fl in flows if fl.kind.value == "CROSS_REFUND"]
@@ -424,6 +500,7 @@ async def test_redemptions_query_is_scoped_to_the_partner(db):
     w = await _world(db, cross=True)
     r = await _authorize(db, w, 100, order="A-17")
     async with db.session() as s:
+
         async def ids(**kw):
             return [x.id for x in (await s.execute(svc.redemptions_query(**kw))).scalars()]
 
@@ -431,9 +508,13 @@ async def test_redemptions_query_is_scoped_to_the_partner(db):
         assert await ids(partner_id=w.merchant.id, partner_kind="MERCHANT", order_id="A-18") == []
         assert await ids(partner_id=w.other_merchant.id, partner_kind="MERCHANT") == []
         assert await ids(partner_id=w.op.id, partner_kind="OPERATOR") == [r.id]
-        assert await ids(partner_id=w.member_op.id, partner_kind="OPERATOR", status=RedemptionStatus.AUTHORIZED) == [r.id]
+        assert await ids(partner_id=w.member_op.id, partner_kind="OPERATOR", status=RedemptionStatus.AUTHORIZED) == [
+            r.id
+        ]
         assert await ids(partner_id=w.member_op.id, partner_kind="OPERATOR", status=RedemptionStatus.CAPTURED) == []
-        assert await ids(partner_id=0, partner_kind="ADMIN", created_from=NOW, created_to=NOW + dt.timedelta(seconds=1)) == [r.id]
+        assert await ids(
+            partner_id=0, partner_kind="ADMIN", created_from=NOW, created_to=NOW + dt.timedelta(seconds=1)
+        ) == [r.id]
         assert await ids(partner_id=0, partner_kind="ADMIN", created_to=NOW) == []
 
 

@@ -2,6 +2,7 @@
 signing key, connector credential and webhook secret from the old key to the new one, on a
 real database through the real command; a gateway on the new key alone then signs tokens,
 reads credentials and signs webhooks with what was sealed before."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,10 +55,22 @@ async def _sealed(db) -> dict:
 
 
 def _api_config(api: OperatorApi) -> dict:
-    return {"base_url": api.url, "auth": "bearer", "timeout_seconds": 2, "activity": {
-        "path": "/activity", "fields": {"member_external_id": "userId", "date": "day", "steps": "stepCount", "distance_meters": "meters"},
-        "has_more": "has_more", "page_size": 10,
-    }}
+    return {
+        "base_url": api.url,
+        "auth": "bearer",
+        "timeout_seconds": 2,
+        "activity": {
+            "path": "/activity",
+            "fields": {
+                "member_external_id": "userId",
+                "date": "day",
+                "steps": "stepCount",
+                "distance_meters": "meters",
+            },
+            "has_more": "has_more",
+            "page_size": 10,
+        },
+    }
 
 
 async def test_rekey_moves_everything_to_the_new_key_and_the_gateway_runs_on_it(
@@ -65,14 +78,22 @@ async def test_rekey_moves_everything_to_the_new_key_and_the_gateway_runs_on_it(
 ):
     old_key, new_key = settings.secret_key, secrets.token_urlsafe(32)
     # A gateway on the old key made its signing keys; a partner holds a token signed by one.
-    reg = await register_partner(db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1")
+    reg = await register_partner(
+        db, code="seoul-walking", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point="1"
+    )
     token_before = get_token(live_server.url, reg.client_id, reg.client_secret)
     async with db.transaction() as session:
         op = await factories.operator(session)
-    connector = await configure(db, op, "http-json", ["PULL_ACTIVITY"], _api_config(operator_api), credentials={"token": "sim-token"})
+    connector = await configure(
+        db, op, "http-json", ["PULL_ACTIVITY"], _api_config(operator_api), credentials={"token": "sim-token"}
+    )
     async with db.transaction() as session:
         endpoint, whsec = await webhooks.create_endpoint(
-            session=session, secret_key=old_key, partner_id=op.id, url=webhook_receiver.url + "/hooks", event_types=["activity.credited"],
+            session=session,
+            secret_key=old_key,
+            partner_id=op.id,
+            url=webhook_receiver.url + "/hooks",
+            event_types=["activity.credited"],
             allow_private=True,
         )
     live_server.stop()
@@ -93,7 +114,9 @@ async def test_rekey_moves_everything_to_the_new_key_and_the_gateway_runs_on_it(
         "webhook_secrets": {"resealed": 1, "already_current": 0},
     }
     after = await _sealed(db)
-    assert set(after["keys"]) == set(before["keys"]) and all(after["keys"][k] != before["keys"][k] for k in before["keys"])
+    assert set(after["keys"]) == set(before["keys"]) and all(
+        after["keys"][k] != before["keys"][k] for k in before["keys"]
+    )
     assert after["hooks"][endpoint.id] != before["hooks"][endpoint.id]
     # The old key alone opens nothing any more; the new one alone opens everything.
     connector = await connector_of(db, connector.id)
@@ -130,7 +153,9 @@ async def test_rekey_moves_everything_to_the_new_key_and_the_gateway_runs_on_it(
 
     # ... and signs webhooks with the endpoint's secret as the partner knows it.
     async with db.transaction() as session:
-        event_id = await emit(session=session, type="activity.credited", partner_ids=[op.id], data={"member": "lee", "points": 1})
+        event_id = await emit(
+            session=session, type="activity.credited", partner_ids=[op.id], data={"member": "lee", "points": 1}
+        )
     await webhooks.dispatch(db=db)
     worker = DeliveryWorker(db=db, settings=new_settings)
     try:
@@ -146,11 +171,19 @@ async def test_rekey_changes_nothing_when_a_value_opens_with_no_key_given(db, se
     async with db.transaction() as session:
         op = await factories.operator(session)
         good, _ = await webhooks.create_endpoint(
-            session=session, secret_key=old_key, partner_id=op.id, url="https://hooks.example/a", event_types=["activity.credited"],
+            session=session,
+            secret_key=old_key,
+            partner_id=op.id,
+            url="https://hooks.example/a",
+            event_types=["activity.credited"],
             allow_private=True,
         )
         stray, _ = await webhooks.create_endpoint(
-            session=session, secret_key=old_key, partner_id=op.id, url="https://hooks.example/b", event_types=["activity.credited"],
+            session=session,
+            secret_key=old_key,
+            partner_id=op.id,
+            url="https://hooks.example/b",
+            event_types=["activity.credited"],
             allow_private=True,
         )
         # Sealed with a key nobody passes to the command (a third, lost key).

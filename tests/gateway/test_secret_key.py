@@ -1,6 +1,7 @@
 """GATEWAY_SECRET_KEY strength (issue 17, item 11): outside development a key with fewer
 than 256 bits of key material stops the gateway at startup with a clear message;
 `mileage-gateway secret-key` prints one that passes."""
+
 from __future__ import annotations
 
 import base64
@@ -61,8 +62,12 @@ def test_development_accepts_any_key_and_old_keys_need_no_strength():
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -1,4 +1,5 @@
 """Settlement periods, closing, nets with fees, signed documents, confirmation."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,7 +21,11 @@ R, RF, EX = FlowKind.CROSS_REDEMPTION, FlowKind.CROSS_REFUND, FlowKind.EXCHANGE
 
 
 def _agreement(**kw):
-    return SimpleNamespace(settlement_period=kw.get("period", SettlementPeriod.MONTHLY), starts_on=kw.get("starts_on", dt.date(2025, 1, 15)), ends_on=kw.get("ends_on"))
+    return SimpleNamespace(
+        settlement_period=kw.get("period", SettlementPeriod.MONTHLY),
+        starts_on=kw.get("starts_on", dt.date(2025, 1, 15)),
+        ends_on=kw.get("ends_on"),
+    )
 
 
 def test_monthly_periods_are_calendar_months_from_the_start():
@@ -36,15 +41,19 @@ def test_monthly_periods_are_calendar_months_from_the_start():
 
 def test_weekly_periods_run_seven_days_from_the_start_and_daily_one():
     weekly = _agreement(period=SettlementPeriod.WEEKLY, starts_on=dt.date(2025, 1, 1))  # a Wednesday
-    assert service.period_containing(weekly, dt.date(2025, 1, 9)) == service.Period(dt.date(2025, 1, 8), dt.date(2025, 1, 14))
+    assert service.period_containing(weekly, dt.date(2025, 1, 9)) == service.Period(
+        dt.date(2025, 1, 8), dt.date(2025, 1, 14)
+    )
     daily = _agreement(period=SettlementPeriod.DAILY, starts_on=dt.date(2025, 1, 1))
-    assert service.period_containing(daily, dt.date(2025, 2, 3)) == service.Period(dt.date(2025, 2, 3), dt.date(2025, 2, 3))
+    assert service.period_containing(daily, dt.date(2025, 2, 3)) == service.Period(
+        dt.date(2025, 2, 3), dt.date(2025, 2, 3)
+    )
 
 
 def test_periods_are_seoul_days():
     period = service.Period(dt.date(2025, 1, 1), dt.date(2025, 1, 31))
-    assert period.starts_at == dt.datetime(2024, 12, 31, 15, 0, tzinfo=dt.timezone.utc)
-    assert period.ends_at == dt.datetime(2025, 1, 31, 15, 0, tzinfo=dt.timezone.utc)
+    assert period.starts_at == dt.datetime(2024, 12, 31, 15, 0, tzinfo=dt.UTC)
+    assert period.ends_at == dt.datetime(2025, 1, 31, 15, 0, tzinfo=dt.UTC)
 
 
 async def _world(s, **kw):
@@ -56,7 +65,13 @@ async def _world(s, **kw):
 
 async def _settlements(db, ag) -> list[Settlement]:
     async with db.session() as s:
-        return list((await s.execute(sa.select(Settlement).where(Settlement.agreement_id == ag.id).order_by(Settlement.period_start))).scalars())
+        return list(
+            (
+                await s.execute(
+                    sa.select(Settlement).where(Settlement.agreement_id == ag.id).order_by(Settlement.period_start)
+                )
+            ).scalars()
+        )
 
 
 async def test_a_period_with_movements_both_ways_nets_to_the_right_payer_with_fees(db):
@@ -65,7 +80,9 @@ async def test_a_period_with_movements_both_ways_nets_to_the_right_payer_with_fe
         a, b, ag = await _world(s, fee_bps=250)
         # A's members pay at B's merchants, and the other way; refunds run back; exchanges both ways.
         await flow(s, ag, R, a, b, 10_000, seoul(2025, 1, 3))  # fee 250, net 9,750
-        await flow(s, ag, R, a, b, 3_999, seoul(2025, 1, 31, 23, 30))  # fee 99, net 3,900 (last minutes of January in Seoul)
+        await flow(
+            s, ag, R, a, b, 3_999, seoul(2025, 1, 31, 23, 30)
+        )  # fee 99, net 3,900 (last minutes of January in Seoul)
         await flow(s, ag, R, b, a, 20_000, seoul(2025, 1, 10))  # fee 500, net 19,500
         await flow(s, ag, RF, b, a, 2_000, seoul(2025, 1, 12))  # refund to A's member: B pays, fee 50, net 1,950
         await flow(s, ag, EX, a, b, 5_000, seoul(2025, 1, 20))  # fee 125, net 4,875
@@ -75,7 +92,11 @@ async def test_a_period_with_movements_both_ways_nets_to_the_right_payer_with_fe
     closed = await service.close_due_settlements(db=db, signer=signer, now=seoul(2025, 2, 1, 0, 5))
     assert len(closed) == 1
     [january, february] = await _settlements(db, ag)
-    assert (january.status, january.period_start, january.period_end) == (SettlementStatus.CLOSED, dt.date(2025, 1, 1), dt.date(2025, 1, 31))
+    assert (january.status, january.period_start, january.period_end) == (
+        SettlementStatus.CLOSED,
+        dt.date(2025, 1, 1),
+        dt.date(2025, 1, 31),
+    )
     assert february.status == SettlementStatus.OPEN
     # A owes 9,750 + 3,900 + 4,875 = 18,525; B owes 19,500 + 1,950 + 975 = 22,425: B pays A 3,900.
     assert (january.net_payer_id, january.net_payee_id, january.net_won) == (b.id, a.id, 3_900)
@@ -88,11 +109,51 @@ async def test_a_period_with_movements_both_ways_nets_to_the_right_payer_with_fe
         "periodStart": "2025-01-01",
         "periodEnd": "2025-01-31",
         "lines": [
-            {"kind": "CROSS_REDEMPTION", "payer": a.code, "payee": b.code, "count": "2", "grossWon": "13999", "feeWon": "349", "netWon": "13650"},
-            {"kind": "CROSS_REDEMPTION", "payer": b.code, "payee": a.code, "count": "1", "grossWon": "20000", "feeWon": "500", "netWon": "19500"},
-            {"kind": "CROSS_REFUND", "payer": b.code, "payee": a.code, "count": "1", "grossWon": "2000", "feeWon": "50", "netWon": "1950"},
-            {"kind": "EXCHANGE", "payer": a.code, "payee": b.code, "count": "1", "grossWon": "5000", "feeWon": "125", "netWon": "4875"},
-            {"kind": "EXCHANGE", "payer": b.code, "payee": a.code, "count": "1", "grossWon": "1000", "feeWon": "25", "netWon": "975"},
+            {
+                "kind": "CROSS_REDEMPTION",
+                "payer": a.code,
+                "payee": b.code,
+                "count": "2",
+                "grossWon": "13999",
+                "feeWon": "349",
+                "netWon": "13650",
+            },
+            {
+                "kind": "CROSS_REDEMPTION",
+                "payer": b.code,
+                "payee": a.code,
+                "count": "1",
+                "grossWon": "20000",
+                "feeWon": "500",
+                "netWon": "19500",
+            },
+            {
+                "kind": "CROSS_REFUND",
+                "payer": b.code,
+                "payee": a.code,
+                "count": "1",
+                "grossWon": "2000",
+                "feeWon": "50",
+                "netWon": "1950",
+            },
+            {
+                "kind": "EXCHANGE",
+                "payer": a.code,
+                "payee": b.code,
+                "count": "1",
+                "grossWon": "5000",
+                "feeWon": "125",
+                "netWon": "4875",
+            },
+            {
+                "kind": "EXCHANGE",
+                "payer": b.code,
+                "payee": a.code,
+                "count": "1",
+                "grossWon": "1000",
+                "feeWon": "25",
+                "netWon": "975",
+            },
         ],
         "netPayer": b.code,
         "netPayee": a.code,
@@ -106,10 +167,15 @@ async def test_a_period_with_movements_both_ways_nets_to_the_right_payer_with_fe
 
     async with db.session() as s:
         lines = await service.lines_of(s, january.id)
-        assert [(l.kind, l.count, l.gross_won, l.fee_won, l.net_won) for l in lines][:2] == [(R, 2, 13_999, 349, 13_650), (R, 1, 20_000, 500, 19_500)]
+        assert [(l.kind, l.count, l.gross_won, l.fee_won, l.net_won) for l in lines][:2] == [
+            (R, 2, 13_999, 349, 13_650),
+            (R, 1, 20_000, 500, 19_500),
+        ]
         for operator in (a, b):
             events = await events_for_partner(s, operator.id, types=["settlement.closed"])
-            assert [(e.payload["periodStart"], e.payload["netWon"], e.payload["netPayer"]) for e in events] == [("2025-01-01", "3900", b.code)]
+            assert [(e.payload["periodStart"], e.payload["netWon"], e.payload["netPayer"]) for e in events] == [
+                ("2025-01-01", "3900", b.code)
+            ]
         # February's open settlement already shows what it would seal.
         provisional = await service.provisional_lines(s, february, ag, now=seoul(2025, 2, 2))
         assert [(l.kind, l.payer_id, l.gross_won) for l in provisional] == [(R, a.id, 7_777)]
@@ -120,7 +186,13 @@ async def test_a_movement_that_nets_to_zero_has_no_payer(db):
         a, b, ag = await _world(s, fee_bps=100)
         await flow(s, ag, R, a, b, 5_000, seoul(2025, 1, 3))
         await flow(s, ag, RF, b, a, 5_000, seoul(2025, 1, 4))  # refunded in full
-        settlement = await service.close_settlement(session=s, agreement_id=ag.id, period_end=dt.date(2025, 1, 31), signer=Ed25519Signer(), now=seoul(2025, 2, 2))
+        settlement = await service.close_settlement(
+            session=s,
+            agreement_id=ag.id,
+            period_end=dt.date(2025, 1, 31),
+            signer=Ed25519Signer(),
+            now=seoul(2025, 2, 2),
+        )
     assert (settlement.net_payer_id, settlement.net_payee_id, settlement.net_won) == (None, None, 0)
     document = json.loads(settlement.document)
     assert (document["netPayer"], document["netPayee"], document["netWon"]) == (None, None, "0")
@@ -145,7 +217,13 @@ async def test_a_late_movement_goes_to_the_next_period_never_into_a_closed_one(d
     async with db.session() as s:
         assert (await s.get(SettlementFlow, late.id)).settlement_id == february.id
     assert json.loads(february.document)["lines"][1] == {
-        "kind": "CROSS_REDEMPTION", "payer": b.code, "payee": a.code, "count": "1", "grossWon": "4000", "feeWon": "100", "netWon": "3900"
+        "kind": "CROSS_REDEMPTION",
+        "payer": b.code,
+        "payee": a.code,
+        "count": "1",
+        "grossWon": "4000",
+        "feeWon": "100",
+        "netWon": "3900",
     }
 
 
@@ -154,7 +232,9 @@ async def test_closing_early_seals_what_happened_so_far_and_later_movements_wait
     async with db.transaction() as s:
         a, b, ag = await _world(s, starts_on=dt.date(2025, 2, 1))
         await flow(s, ag, R, a, b, 1_000, seoul(2025, 2, 10))
-        february = await service.close_settlement(session=s, agreement_id=ag.id, period_end=dt.date(2025, 2, 28), signer=signer, now=seoul(2025, 2, 15))
+        february = await service.close_settlement(
+            session=s, agreement_id=ag.id, period_end=dt.date(2025, 2, 28), signer=signer, now=seoul(2025, 2, 15)
+        )
         assert february.status == SettlementStatus.CLOSED and february.net_won == 975
     async with db.transaction() as s:
         later = await flow(s, ag, R, a, b, 2_000, seoul(2025, 2, 20))
@@ -175,7 +255,9 @@ async def test_close_settlement_closes_earlier_open_periods_first_and_may_close_
         a, b, ag = await _world(s, starts_on=dt.date(2025, 1, 1))
         await flow(s, ag, R, a, b, 1_000, seoul(2025, 1, 5))
         await flow(s, ag, R, a, b, 3_000, seoul(2025, 2, 5))
-        march = await service.close_settlement(session=s, agreement_id=ag.id, period_end=dt.date(2025, 3, 31), signer=signer, now=seoul(2025, 2, 15))
+        march = await service.close_settlement(
+            session=s, agreement_id=ag.id, period_end=dt.date(2025, 3, 31), signer=signer, now=seoul(2025, 2, 15)
+        )
     settlements = await _settlements(db, ag)
     assert [(x.period_start.month, x.status, x.net_won) for x in settlements] == [
         (1, SettlementStatus.CLOSED, 975),
@@ -194,10 +276,14 @@ async def test_close_settlement_refuses_what_is_not_a_closable_period(db, period
     signer = Ed25519Signer()
     async with db.transaction() as s:
         a, b, ag = await _world(s, starts_on=dt.date(2025, 1, 1))
-        await service.close_settlement(session=s, agreement_id=ag.id, period_end=dt.date(2025, 1, 31), signer=signer, now=seoul(2025, 2, 15))
+        await service.close_settlement(
+            session=s, agreement_id=ag.id, period_end=dt.date(2025, 1, 31), signer=signer, now=seoul(2025, 2, 15)
+        )
     with pytest.raises(error):
         async with db.transaction() as s:
-            await service.close_settlement(session=s, agreement_id=ag.id, period_end=period_end, signer=signer, now=seoul(2025, 2, 15))
+            await service.close_settlement(
+                session=s, agreement_id=ag.id, period_end=period_end, signer=signer, now=seoul(2025, 2, 15)
+            )
 
 
 async def test_confirm_needs_the_right_digest_and_both_operators_make_it_confirmed(db):
@@ -205,7 +291,13 @@ async def test_confirm_needs_the_right_digest_and_both_operators_make_it_confirm
         a, b, ag = await _world(s)
         stranger = await f.operator(s)
         await flow(s, ag, R, a, b, 1_000, seoul(2025, 1, 5))
-        closed = await service.close_settlement(session=s, agreement_id=ag.id, period_end=dt.date(2025, 1, 31), signer=Ed25519Signer(), now=seoul(2025, 2, 1, 9))
+        closed = await service.close_settlement(
+            session=s,
+            agreement_id=ag.id,
+            period_end=dt.date(2025, 1, 31),
+            signer=Ed25519Signer(),
+            now=seoul(2025, 2, 1, 9),
+        )
     digest = hashlib.sha256(closed.document).hexdigest()
 
     with pytest.raises(DigestMismatch):
@@ -216,10 +308,14 @@ async def test_confirm_needs_the_right_digest_and_both_operators_make_it_confirm
             await service.confirm_settlement(session=s, settlement_id=closed.id, partner_id=stranger.id, digest=digest)
 
     async with db.transaction() as s:
-        one = await service.confirm_settlement(session=s, settlement_id=closed.id, partner_id=a.id, digest=digest.upper())
+        one = await service.confirm_settlement(
+            session=s, settlement_id=closed.id, partner_id=a.id, digest=digest.upper()
+        )
         assert one.status == SettlementStatus.CLOSED
     async with db.transaction() as s:
-        disputed = await service.dispute_settlement(session=s, settlement_id=closed.id, partner_id=b.id, reason="refund of order 17 missing")
+        disputed = await service.dispute_settlement(
+            session=s, settlement_id=closed.id, partner_id=b.id, reason="refund of order 17 missing"
+        )
         assert disputed.status == SettlementStatus.DISPUTED
         assert service.dispute_reason(await service.responses_of(s, closed.id)) == "refund of order 17 missing"
     async with db.transaction() as s:
@@ -244,8 +340,12 @@ async def test_the_scheduled_job_closes_every_ended_period_and_opens_the_current
 
     assert {"settlement.close_due", "reconciliation.recover"} <= set(composition.job_registry())
     async with db.transaction() as s:
-        a, b, ag = await _world(s, starts_on=service.seoul_date(service.utcnow()).replace(day=1) - dt.timedelta(days=40))
-    closed = await settlement_jobs.close_settlements_job(JobContext(db=db, settings=settings, state=SimpleNamespace(keystore=Ed25519Signer())))
+        a, b, ag = await _world(
+            s, starts_on=service.seoul_date(service.utcnow()).replace(day=1) - dt.timedelta(days=40)
+        )
+    closed = await settlement_jobs.close_settlements_job(
+        JobContext(db=db, settings=settings, state=SimpleNamespace(keystore=Ed25519Signer()))
+    )
     settlements = await _settlements(db, ag)
     assert len(closed) == len(settlements) - 1 >= 1
     assert [x.status for x in settlements] == [SettlementStatus.CLOSED] * len(closed) + [SettlementStatus.OPEN]

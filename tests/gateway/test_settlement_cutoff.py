@@ -6,6 +6,7 @@ Controlled clocks, the real services and a real database: `record_flow` (what ch
 exchange write, each in its own committed transaction) and `close_settlement` (what the
 closeSettlement mutation calls).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from gateway import settlement as service
 from gateway.models import FlowKind, Settlement, SettlementFlow, SettlementPeriod, SettlementStatus
 from tests.gateway import factories as f
-from tests.gateway.settlement_support import Ed25519Signer, SEOUL, agreement, verify_detached
+from tests.gateway.settlement_support import SEOUL, Ed25519Signer, agreement, verify_detached
 
 ITERATIONS = 50
 START = dt.date(2025, 3, 1)
@@ -27,8 +28,15 @@ async def capture(db, ag, a, b, *, gross: int, at: dt.datetime, reference: str) 
     """One movement, confirmed: its transaction has committed when this returns."""
     async with db.transaction() as s:
         row = service.record_flow(
-            s, agreement_id=ag.id, kind=FlowKind.CROSS_REDEMPTION, payer_id=a.id, payee_id=b.id,
-            reference=reference, gross_won=gross, fee_won=0, now=at,
+            s,
+            agreement_id=ag.id,
+            kind=FlowKind.CROSS_REDEMPTION,
+            payer_id=a.id,
+            payee_id=b.id,
+            reference=reference,
+            gross_won=gross,
+            fee_won=0,
+            now=at,
         )
         await s.flush()
         return row.id
@@ -45,7 +53,7 @@ async def test_a_movement_confirmed_in_the_same_second_before_the_close_is_in_th
     closed_at: list[dt.datetime] = []
     for i in range(ITERATIONS):
         day = START + dt.timedelta(days=i)
-        second = dt.datetime.combine(day, dt.time(12, 0, 0), tzinfo=SEOUL).astimezone(dt.timezone.utc)
+        second = dt.datetime.combine(day, dt.time(12, 0, 0), tzinfo=SEOUL).astimezone(dt.UTC)
         close = second + dt.timedelta(microseconds=rng.randint(2, 999_998))
         earlier = second + dt.timedelta(microseconds=rng.randint(0, close.microsecond - 1))
         later = close + dt.timedelta(microseconds=rng.randint(1, 999_999 - close.microsecond))
@@ -53,7 +61,9 @@ async def test_a_movement_confirmed_in_the_same_second_before_the_close_is_in_th
 
         before[await capture(db, ag, a, b, gross=1_000 + i, at=earlier, reference=f"mv_before_{i:04d}")] = i
         async with db.transaction() as s:
-            settlement = await service.close_settlement(session=s, agreement_id=ag.id, period_end=day, signer=signer, now=close)
+            settlement = await service.close_settlement(
+                session=s, agreement_id=ag.id, period_end=day, signer=signer, now=close
+            )
             assert settlement.status == SettlementStatus.CLOSED
         closed_at.append(close)
         after[await capture(db, ag, a, b, gross=100_000 + i, at=later, reference=f"mv_after_{i:04d}")] = i
@@ -65,7 +75,11 @@ async def test_a_movement_confirmed_in_the_same_second_before_the_close_is_in_th
 
     async with db.session() as s:
         settlements = list(
-            (await s.execute(sa.select(Settlement).where(Settlement.agreement_id == ag.id).order_by(Settlement.period_start))).scalars()
+            (
+                await s.execute(
+                    sa.select(Settlement).where(Settlement.agreement_id == ag.id).order_by(Settlement.period_start)
+                )
+            ).scalars()
         )
         sealed = dict((await s.execute(sa.select(SettlementFlow.id, SettlementFlow.settlement_id))).all())
     by_day = {(row.period_start - START).days: row for row in settlements}
@@ -84,4 +98,6 @@ async def test_a_movement_confirmed_in_the_same_second_before_the_close_is_in_th
         expected_gross = (1_000 + i) + (100_000 + i - 1 if i else 0)
         assert (line["count"], line["grossWon"]) == (str(len(mine) + len(late)), str(expected_gross)), (i, document)
     last = by_day[ITERATIONS]
-    assert [fid for fid, sid in sealed.items() if sid == last.id] == [fid for fid, day in after.items() if day == ITERATIONS - 1]
+    assert [fid for fid, sid in sealed.items() if sid == last.id] == [
+        fid for fid, day in after.items() if day == ITERATIONS - 1
+    ]

@@ -1,4 +1,5 @@
 """Webhooks, the domain half: endpoints, SSRF refusals, the dispatcher, the retry schedule."""
+
 from __future__ import annotations
 
 import base64
@@ -19,10 +20,17 @@ from tests.gateway import factories
 SECRET_KEY = "test-secret-key-not-for-production"
 
 
-async def _endpoint(db, partner_id: int, types=("redemption.captured",), url="https://hooks.example.com/in") -> tuple[WebhookEndpoint, str]:
+async def _endpoint(
+    db, partner_id: int, types=("redemption.captured",), url="https://hooks.example.com/in"
+) -> tuple[WebhookEndpoint, str]:
     async with db.transaction() as session:
         return await webhooks.create_endpoint(
-            session=session, secret_key=SECRET_KEY, partner_id=partner_id, url=url, event_types=list(types), allow_private=False
+            session=session,
+            secret_key=SECRET_KEY,
+            partner_id=partner_id,
+            url=url,
+            event_types=list(types),
+            allow_private=False,
         )
 
 
@@ -170,7 +178,11 @@ async def test_a_hole_in_the_outbox_ids_holds_the_position_but_not_the_deliverie
     # the hole by writing the next event with a later id.
     async with db.transaction() as session:
         top = await session.scalar(sa.select(sa.func.max(OutboxEvent.id)))
-        session.add(OutboxEvent(id=top + 2, event_id="evt_after_hole", type="activity.credited", payload={}, created_at=utcnow()))
+        session.add(
+            OutboxEvent(
+                id=top + 2, event_id="evt_after_hole", type="activity.credited", payload={}, created_at=utcnow()
+            )
+        )
         await session.flush()
         from gateway.models import OutboxRecipient
 
@@ -220,16 +232,22 @@ async def test_failures_follow_the_schedule_then_fail_and_can_be_redelivered(db)
     schedule = (5, 300)
     claimed = await _claim_one(db, now=now)
     assert await webhooks.claim_due(db=db, secret_key=SECRET_KEY, owner="w2", now=now) == []  # leased
-    d = await webhooks.record_attempt(db=db, delivery_id=claimed.id, owner="w1", status_code=500, schedule=schedule, now=now)
+    d = await webhooks.record_attempt(
+        db=db, delivery_id=claimed.id, owner="w1", status_code=500, schedule=schedule, now=now
+    )
     assert d.status == DeliveryStatus.PENDING and 4.5 <= (d.next_attempt_at - now).total_seconds() <= 5.5
     assert await webhooks.claim_due(db=db, secret_key=SECRET_KEY, owner="w1", now=now) == []  # not due yet
     later = now + dt.timedelta(seconds=6)
     claimed = await _claim_one(db, now=later)
-    d = await webhooks.record_attempt(db=db, delivery_id=claimed.id, owner="w1", status_code=None, error="timeout", schedule=schedule, now=later)
+    d = await webhooks.record_attempt(
+        db=db, delivery_id=claimed.id, owner="w1", status_code=None, error="timeout", schedule=schedule, now=later
+    )
     assert d.status == DeliveryStatus.PENDING and d.attempts == 2
     last = later + dt.timedelta(seconds=400)
     claimed = await _claim_one(db, now=last)
-    d = await webhooks.record_attempt(db=db, delivery_id=claimed.id, owner="w1", status_code=502, schedule=schedule, now=last)
+    d = await webhooks.record_attempt(
+        db=db, delivery_id=claimed.id, owner="w1", status_code=502, schedule=schedule, now=last
+    )
     assert d.status == DeliveryStatus.FAILED and d.next_attempt_at is None and d.attempts == 3
 
     with pytest.raises(NotFound):
@@ -276,4 +294,6 @@ async def test_a_worker_that_lost_its_lease_cannot_record_an_attempt(db):
     taken = await webhooks.claim_due(db=db, secret_key=SECRET_KEY, owner="fast", now=now + dt.timedelta(seconds=2))
     assert [c.id for c in taken] == [claimed[0].id]
     assert await webhooks.record_attempt(db=db, delivery_id=claimed[0].id, owner="slow", status_code=200) is None
-    assert (await webhooks.record_attempt(db=db, delivery_id=taken[0].id, owner="fast", status_code=200)).status == DeliveryStatus.DELIVERED
+    assert (
+        await webhooks.record_attempt(db=db, delivery_id=taken[0].id, owner="fast", status_code=200)
+    ).status == DeliveryStatus.DELIVERED

@@ -1,5 +1,6 @@
 """`@pytest.mark.settings(name=value, ...)`: the test's settings (and so its `live_server`)
 with those fields changed, e.g. `@pytest.mark.settings(env="production", rate_burst=3)`."""
+
 from __future__ import annotations
 
 import dataclasses

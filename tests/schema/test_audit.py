@@ -2,6 +2,7 @@
 event with client, partner, operation and outcome, hash-chained by the sealer; ADMIN
 reads them newest first with `auditEvents` (the unsealed ones too on request); nobody
 else can."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -42,9 +43,11 @@ async def test_run_and_refused_mutations_are_in_the_chained_log(db, live_server)
     assert user_error["data"]["createPartner"]["errors"] == [{"code": "INVALID_INPUT"}]
     forbidden = post_graphql(url, op_token, "mutation { " + CREATE % "sneaky" + " }").json()
     assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    too_deep = "mutation { " + (CREATE % "deep").replace(
-        "partner { code }", "partner { " + "operator { " * 12 + "code" + " }" * 12 + " }"
-    ) + " }"
+    too_deep = (
+        "mutation { "
+        + (CREATE % "deep").replace("partner { code }", "partner { " + "operator { " * 12 + "code" + " }" * 12 + " }")
+        + " }"
+    )
     assert post_graphql(url, admin_token, too_deep).json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
     invalid = post_graphql(url, op_token, "mutation { " + CREATE.replace("errors", "mistakes") % "typo" + " }")
     assert invalid.json()["errors"]

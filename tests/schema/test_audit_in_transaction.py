@@ -2,6 +2,7 @@
 commits is audited even if nothing runs after it (the process dies right after commit),
 one that rolls back leaves no "OK" event, and the AuditLog extension adds refusals
 without writing a committed mutation's event twice."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -43,8 +44,14 @@ async def test_a_committed_mutation_is_audited_with_no_hook_after_it(db, setting
     bare = GatewaySchema(query=merge_types("Query", QUERIES), mutation=merge_types("Mutation", MUTATIONS))
 
     async def run(query: str):
-        ctx = Context(request=None, response=None, db=db, settings=settings, principal=admin,
-                      state=SimpleNamespace(settings=settings, db=db))
+        ctx = Context(
+            request=None,
+            response=None,
+            db=db,
+            settings=settings,
+            principal=admin,
+            state=SimpleNamespace(settings=settings, db=db),
+        )
         try:
             return await bare.execute(query, context_value=ctx)
         finally:
@@ -83,8 +90,13 @@ async def test_an_event_recorded_in_a_transaction_that_rolls_back_is_gone(db):
     admin = await _admin(db)
     try:
         async with db.transaction() as session:
-            await audit.record(session=session, client_id=admin.client_id, partner_id=admin.partner_id,
-                               operation="createPartner", outcome="OK")
+            await audit.record(
+                session=session,
+                client_id=admin.client_id,
+                partner_id=admin.partner_id,
+                operation="createPartner",
+                outcome="OK",
+            )
             raise RuntimeError("the mutation failed after its event was written")
     except RuntimeError:
         pass

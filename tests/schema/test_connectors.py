@@ -1,4 +1,5 @@
 """GraphQL: connectors (query, syncConnector, configureConnector): scopes and tenancy."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,12 @@ async def world(db, operator_api):
         "retry": FAST_RETRY,
         "activity": {
             "path": "/activity",
-            "fields": {"member_external_id": "userId", "date": "day", "steps": "stepCount", "distance_meters": "meters"},
+            "fields": {
+                "member_external_id": "userId",
+                "date": "day",
+                "steps": "stepCount",
+                "distance_meters": "meters",
+            },
             "has_more": "has_more",
         },
     }
@@ -86,7 +92,9 @@ async def _wait_for_run(db, settings, who, status="COMPLETED") -> dict:
 async def test_sync_connector_starts_a_background_run_that_the_connectors_query_shows(db, settings, world):
     result = await execute(db, settings, world["op"], SYNC, {"p": world["op_code"], "j": "PULL_ACTIVITY"})
     payload = result.data["syncConnector"]
-    assert payload["errors"] == [] and payload["run"]["job"] == "PULL_ACTIVITY" and payload["run"]["trigger"] == "manual"
+    assert (
+        payload["errors"] == [] and payload["run"]["job"] == "PULL_ACTIVITY" and payload["run"]["trigger"] == "manual"
+    )
     connector = await _wait_for_run(db, settings, world["op"])
     run = connector["runs"][0]
     assert run["id"] == payload["run"]["id"] and run["records"] == "1" and run["finishedAt"] and run["error"] is None
@@ -128,7 +136,13 @@ async def test_a_connector_that_is_down_answers_upstream_unavailable(db, setting
     result = await execute(db, settings, world["op"], SYNC, {"p": world["op_code"], "j": "PULL_ACTIVITY"})
     assert result.data["syncConnector"] == {
         "run": None,
-        "errors": [{"code": "UPSTREAM_UNAVAILABLE", "message": result.data["syncConnector"]["errors"][0]["message"], "field": None}],
+        "errors": [
+            {
+                "code": "UPSTREAM_UNAVAILABLE",
+                "message": result.data["syncConnector"]["errors"][0]["message"],
+                "field": None,
+            }
+        ],
     }
 
 
@@ -154,11 +168,19 @@ async def test_configure_connector_is_for_admin_and_checks_the_type_and_its_conf
         "partner": {"code": world["other_code"]},
     }
     bad = dict(variables["input"], config="{not json")
-    errors = (await execute(db, settings, world["admin"], CONFIGURE, {"input": bad})).data["configureConnector"]["errors"]
+    errors = (await execute(db, settings, world["admin"], CONFIGURE, {"input": bad})).data["configureConnector"][
+        "errors"
+    ]
     assert errors[0]["code"] == "INVALID_INPUT" and errors[0]["field"] == ["input", "config"]
     unknown = dict(variables["input"], kind="sftp")
-    errors = (await execute(db, settings, world["admin"], CONFIGURE, {"input": unknown})).data["configureConnector"]["errors"]
+    errors = (await execute(db, settings, world["admin"], CONFIGURE, {"input": unknown})).data["configureConnector"][
+        "errors"
+    ]
     assert errors[0]["field"] == ["input", "kind"]
-    sponsor_job = dict(variables["input"], jobs=["PUSH_STATEMENT"], config=json.dumps({"statements": {"folder": str(tmp_path)}}))
-    errors = (await execute(db, settings, world["admin"], CONFIGURE, {"input": sponsor_job})).data["configureConnector"]["errors"]
+    sponsor_job = dict(
+        variables["input"], jobs=["PUSH_STATEMENT"], config=json.dumps({"statements": {"folder": str(tmp_path)}})
+    )
+    errors = (await execute(db, settings, world["admin"], CONFIGURE, {"input": sponsor_job})).data[
+        "configureConnector"
+    ]["errors"]
     assert "PUSH_STATEMENT is for SPONSOR" in errors[0]["message"]

@@ -1,4 +1,5 @@
 """List queries load related rows in batches: the SQL count does not grow with the rows."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,19 +35,32 @@ async def _world(db, operators: int) -> int:
         admin = await ensure_admin_partner(session)
         for i in range(operators):
             await partner_service.create_partner(
-                session=session, code=f"op-{i}", name=f"Operator {i}", kind=PartnerKind.OPERATOR,
-                unit_code=f"U{i}", won_per_point=Decimal("1"),
+                session=session,
+                code=f"op-{i}",
+                name=f"Operator {i}",
+                kind=PartnerKind.OPERATOR,
+                unit_code=f"U{i}",
+                won_per_point=Decimal("1"),
             )
             for m in range(2):
                 await partner_service.create_partner(
-                    session=session, code=f"shop-{i}-{m}", name=f"Shop {i}-{m}", kind=PartnerKind.MERCHANT,
+                    session=session,
+                    code=f"shop-{i}-{m}",
+                    name=f"Shop {i}-{m}",
+                    kind=PartnerKind.MERCHANT,
                     operator_code=f"op-{i}",
                 )
         for i in range(operators - 1):
             await partner_service.create_agreement(
-                session=session, code=f"ag-{i}", operator_a_code=f"op-{i}", operator_b_code=f"op-{i + 1}",
-                cross_redemption=True, point_exchange=True, fee_bps=100,
-                settlement_period=SettlementPeriod.MONTHLY, starts_on=dt.date(2026, 1, 1),
+                session=session,
+                code=f"ag-{i}",
+                operator_a_code=f"op-{i}",
+                operator_b_code=f"op-{i + 1}",
+                cross_redemption=True,
+                point_exchange=True,
+                fee_bps=100,
+                settlement_period=SettlementPeriod.MONTHLY,
+                starts_on=dt.date(2026, 1, 1),
             )
         return admin.id
 
@@ -91,16 +105,29 @@ async def _grow(db, *, from_index: int, to_index: int) -> None:
     async with db.transaction() as session:
         for i in range(from_index, to_index):
             await partner_service.create_partner(
-                session=session, code=f"op-{i}", name=f"Operator {i}", kind=PartnerKind.OPERATOR,
-                unit_code=f"U{i}", won_per_point=Decimal("1"),
+                session=session,
+                code=f"op-{i}",
+                name=f"Operator {i}",
+                kind=PartnerKind.OPERATOR,
+                unit_code=f"U{i}",
+                won_per_point=Decimal("1"),
             )
             for m in range(2):
                 await partner_service.create_partner(
-                    session=session, code=f"shop-{i}-{m}", name=f"Shop {i}-{m}", kind=PartnerKind.MERCHANT,
+                    session=session,
+                    code=f"shop-{i}-{m}",
+                    name=f"Shop {i}-{m}",
+                    kind=PartnerKind.MERCHANT,
                     operator_code=f"op-{i}",
                 )
             await partner_service.create_agreement(
-                session=session, code=f"ag-{i - 1}", operator_a_code=f"op-{i - 1}", operator_b_code=f"op-{i}",
-                cross_redemption=True, point_exchange=False, fee_bps=0,
-                settlement_period=SettlementPeriod.DAILY, starts_on=dt.date(2026, 1, 1),
+                session=session,
+                code=f"ag-{i - 1}",
+                operator_a_code=f"op-{i - 1}",
+                operator_b_code=f"op-{i}",
+                cross_redemption=True,
+                point_exchange=False,
+                fee_bps=0,
+                settlement_period=SettlementPeriod.DAILY,
+                starts_on=dt.date(2026, 1, 1),
             )

@@ -1,6 +1,7 @@
 """Every element partners see is described: the GraphQL schema (types, fields, arguments,
 input fields, enum values) as exported and introspected, and the POS REST face's OpenAPI
 document (operations, schema properties). Each test lists every undescribed element."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -92,7 +93,7 @@ def _schema_properties(name: str, schema: dict, path: str):
 
 def _described(element: dict) -> bool:
     # A $ref property takes the description of the schema it names.
-    return bool((element.get("description") or "").strip()) or "$ref" in element and len(element) == 1
+    return bool((element.get("description") or "").strip()) or ("$ref" in element and len(element) == 1)
 
 
 def test_every_pos_rest_operation_and_property_is_described():

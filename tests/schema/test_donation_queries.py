@@ -1,5 +1,6 @@
 """Campaign and donation lists load their related rows in batches: the SQL count does not
 grow with the rows."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -14,16 +15,23 @@ from tests.support.schema import execute, principal
 DONATIONS = """{ donations(first: 500) { edges { node {
   reference points wonValue matchedWon operator { code } beneficiary { code }
   campaign { code sponsor { code } beneficiary { code } } } } } }"""
-CAMPAIGNS = "{ campaigns(first: 500) { edges { node { code status committedWon sponsor { code } beneficiary { code } } } } }"
+CAMPAIGNS = (
+    "{ campaigns(first: 500) { edges { node { code status committedWon sponsor { code } beneficiary { code } } } } }"
+)
 
 
 async def _donate(db, world, n: int, start: int) -> None:
     async with db.transaction() as s:
         for i in range(start, start + n):
-            await donate_points(session=s, operator_id=world["op"], member_external_id="kim",
-                                beneficiary_code=world["beneficiary"], points=1,
-                                campaign_code=world["campaigns"][i % len(world["campaigns"])] if i % 3 else None,
-                                idempotency_key=f"k-{i}")
+            await donate_points(
+                session=s,
+                operator_id=world["op"],
+                member_external_id="kim",
+                beneficiary_code=world["beneficiary"],
+                points=1,
+                campaign_code=world["campaigns"][i % len(world["campaigns"])] if i % 3 else None,
+                idempotency_key=f"k-{i}",
+            )
 
 
 async def _world(db) -> dict:
@@ -34,14 +42,29 @@ async def _world(db) -> dict:
         codes = []
         for n in range(4):
             c = await campaigns.create_campaign(
-                session=s, code=f"camp-{n}", name=f"Campaign {n}", sponsor_code=sponsor.code,
-                beneficiary_code=beneficiary.code, starts_on=campaigns.seoul_today(), ends_on=campaigns.seoul_today(),
-                won_per_km=100, goal_steps=None, won_per_achiever=0, match_ratio=Decimal("1"), budget_won=10**9,
+                session=s,
+                code=f"camp-{n}",
+                name=f"Campaign {n}",
+                sponsor_code=sponsor.code,
+                beneficiary_code=beneficiary.code,
+                starts_on=campaigns.seoul_today(),
+                ends_on=campaigns.seoul_today(),
+                won_per_km=100,
+                goal_steps=None,
+                won_per_achiever=0,
+                match_ratio=Decimal("1"),
+                budget_won=10**9,
             )
             codes.append(c.code)
         member = await f.member(s, op, "kim")
         await f.earn(s, member, 1000)
-        return {"op": op.id, "op_code": op.code, "sponsor": sponsor.id, "beneficiary": beneficiary.code, "campaigns": codes}
+        return {
+            "op": op.id,
+            "op_code": op.code,
+            "sponsor": sponsor.id,
+            "beneficiary": beneficiary.code,
+            "campaigns": codes,
+        }
 
 
 async def _count(db, settings, who, query) -> tuple[int, dict]:
@@ -74,9 +97,18 @@ async def test_campaign_list_loads_sponsors_and_beneficiaries_in_one_batch(db, s
         for n in range(4, 16):
             other = await f.partner(s, PartnerKind.BENEFICIARY)
             await campaigns.create_campaign(
-                session=s, code=f"camp-{n}", name=f"Campaign {n}", sponsor_code=sponsor_code,
-                beneficiary_code=other.code, starts_on=campaigns.seoul_today(), ends_on=campaigns.seoul_today(),
-                won_per_km=1, goal_steps=None, won_per_achiever=0, match_ratio=Decimal("0"), budget_won=1,
+                session=s,
+                code=f"camp-{n}",
+                name=f"Campaign {n}",
+                sponsor_code=sponsor_code,
+                beneficiary_code=other.code,
+                starts_on=campaigns.seoul_today(),
+                ends_on=campaigns.seoul_today(),
+                won_per_km=1,
+                goal_steps=None,
+                won_per_achiever=0,
+                match_ratio=Decimal("0"),
+                budget_won=1,
             )
     large, data = await _count(db, settings, sponsor, CAMPAIGNS)
     assert len(data["campaigns"]["edges"]) == 16
@@ -90,7 +122,9 @@ async def test_node_answers_another_tenants_campaign_and_donation_as_unknown(db,
     async with db.transaction() as s:
         rival = await f.partner(s, PartnerKind.SPONSOR)
     stranger = principal(rival.id, rival.code, "SPONSOR", "donations:read")
-    listing = await execute(db, settings, sponsor, "{ campaigns { edges { node { id code } } } donations { edges { node { id } } } }")
+    listing = await execute(
+        db, settings, sponsor, "{ campaigns { edges { node { id code } } } donations { edges { node { id } } } }"
+    )
     campaign_id = listing.data["campaigns"]["edges"][0]["node"]["id"]
     donation_id = listing.data["donations"]["edges"][0]["node"]["id"]
     query = """query($c: ID!, $d: ID!) {

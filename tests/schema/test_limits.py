@@ -1,6 +1,7 @@
 """GraphQL limits over real HTTP: each limit refuses with LIMIT_EXCEEDED and runs nothing,
 the server answers the next request, GET is off, introspection and suggestions follow
 the environment. A few checks run the schema in-process where HTTP adds nothing."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,9 @@ from graphql import get_introspection_query, parse
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from gateway.models import Partner
-from schema.extensions import VALIDATION_CACHE_SIZE
 from schema import build_schema
 from schema.cost import operation_cost
+from schema.extensions import VALIDATION_CACHE_SIZE
 from schema.fragments import root_fields
 from schema.limits import rules_for, shape_errors
 from tests.support.auth import get_token, post_graphql, register_partner
@@ -74,9 +75,13 @@ async def test_each_limit_refuses_with_limit_exceeded_and_the_next_request_is_se
 
 async def test_a_mutation_over_a_limit_is_not_executed(db, live_server):
     admin, _ = await _admin_and_operator(db, live_server)
-    deep = "mutation { " + (CREATE % "deep-shop").replace(
-        "partner { code }", "partner { " + "operator { " * 12 + "code" + " }" * 12 + " }"
-    ) + " }"
+    deep = (
+        "mutation { "
+        + (CREATE % "deep-shop").replace(
+            "partner { code }", "partner { " + "operator { " * 12 + "code" + " }" * 12 + " }"
+        )
+        + " }"
+    )
     many = "mutation { " + " ".join(f"m{i}: " + CREATE % f"shop-{i}" for i in range(31)) + " }"
 
     for query in (deep, many):
@@ -108,8 +113,10 @@ async def test_a_body_over_the_limit_gets_413_without_being_read(db, live_server
 async def test_batches_are_off_unless_switched_on(db, live_server):
     admin, _ = await _admin_and_operator(db, live_server)
     response = httpx.post(
-        live_server.url + "/graphql", json=[{"query": VIEWER}, {"query": VIEWER}],
-        headers={"Authorization": f"Bearer {admin}"}, timeout=30,
+        live_server.url + "/graphql",
+        json=[{"query": VIEWER}, {"query": VIEWER}],
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=30,
     )
     assert response.status_code == 400
     _refused(response)
@@ -146,7 +153,7 @@ async def test_queries_by_get_are_refused(db, live_server):
         assert (await session.execute(sa.select(Partner).where(Partner.code == "via-link"))).first() is None
 
 
-INTROSPECTION = "{ __schema { queryType { name } } __type(name: \"Partner\") { name } }"
+INTROSPECTION = '{ __schema { queryType { name } } __type(name: "Partner") { name } }'
 
 
 @pytest.mark.settings(env="production")
@@ -246,7 +253,9 @@ def test_a_fragment_spread_twice_at_every_level_is_measured_without_expanding_it
         assert time.perf_counter() - started < 1.0  # milliseconds when quiet; the old walk: seconds, or never
         assert "fields once its fragments are spread" in message
     assert _shape_errors(_bomb(9)) == []  # 2^10 fields: within 2,000
-    assert _shape_errors(_bomb(10)) == ["'anonymous' expands to 2,048 fields once its fragments are spread; at most 2,000 are allowed"]
+    assert _shape_errors(_bomb(10)) == [
+        "'anonymous' expands to 2,048 fields once its fragments are spread; at most 2,000 are allowed"
+    ]
 
 
 def test_fragments_count_for_depth_and_aliases_exactly_as_if_expanded():
@@ -282,7 +291,7 @@ COSTS = [
     ("{ connectors { partner { code } runs(first: 5) { id } } }", None, 70),
     # Fragments and an abstract type: node 1, the connection 1, 30 discrepancies.
     (
-        "{ node(id: \"x\") { ... on ReconciliationRun { ...D } } } "
+        '{ node(id: "x") { ... on ReconciliationRun { ...D } } } '
         "fragment D on ReconciliationRun { discrepancies(first: 30) { ...E } } "
         "fragment E on DiscrepancyConnection { edges { node { kind } } }",
         None,

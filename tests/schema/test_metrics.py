@@ -1,5 +1,6 @@
 """GET /metrics (a `metrics:read` token): Prometheus text with requests by route and status,
 GraphQL operations and their durations, and refusals by limit."""
+
 from __future__ import annotations
 
 import httpx
@@ -26,7 +27,9 @@ def _value(samples, name: str, **labels) -> float:
 
 @pytest.mark.settings(rate_per_second=0.5, rate_burst=2)
 async def test_metrics_count_requests_operations_and_refusals(db, live_server):
-    reg = await register_partner(db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1)
+    reg = await register_partner(
+        db, code="seoul-walk", kind="OPERATOR", scopes=["members:read"], unit_code="SWM", won_per_point=1
+    )
     token = get_token(live_server.url, reg.client_id, reg.client_secret)
     monitor = await register_partner(db, code="office", kind="ADMIN", scopes=["metrics:read"])
     metrics_token = get_token(live_server.url, monitor.client_id, monitor.client_secret)
@@ -51,4 +54,13 @@ async def test_metrics_count_requests_operations_and_refusals(db, live_server):
     assert grew("gateway_http_requests_total", route="/oauth/token", method="POST", status="200") == 0
     unmatched = httpx.get(live_server.url + "/no/such/path/12345")
     assert unmatched.status_code == 404
-    assert _value(_samples(live_server, metrics_token), "gateway_http_requests_total", route="unmatched", method="GET", status="404") >= 1
+    assert (
+        _value(
+            _samples(live_server, metrics_token),
+            "gateway_http_requests_total",
+            route="unmatched",
+            method="GET",
+            status="404",
+        )
+        >= 1
+    )

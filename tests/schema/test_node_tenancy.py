@@ -8,6 +8,7 @@ would get for an id that does not exist, with the id swapped. Mutations that tak
 answer an outsider as for an unknown id and change nothing; the owner's call then works,
 so the id was live.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,8 +48,16 @@ from tests.support.schema import execute, principal
 
 #: Every scope, so that only tenancy (and partner kind) decides what a caller gets.
 SCOPES = (
-    "members:read", "redemptions:read", "redemptions:write", "settlements:read", "settlements:write",
-    "donations:read", "donations:write", "campaigns:write", "exchange:write", "statements:read",
+    "members:read",
+    "redemptions:read",
+    "redemptions:write",
+    "settlements:read",
+    "settlements:write",
+    "donations:read",
+    "donations:write",
+    "campaigns:write",
+    "exchange:write",
+    "statements:read",
 )
 UNKNOWN_PK = 987_654_321
 UNKNOWN_KEY = "no-such-key"
@@ -64,7 +73,10 @@ class World:
             self.agreement = await f.agreement(s, self.op_a, self.op_b)
             self.shop_a = await f.partner(s, PartnerKind.MERCHANT, operator_id=self.op_a.id)
             self.shop_c = await f.partner(s, PartnerKind.MERCHANT, operator_id=self.op_c.id)
-            self.sponsor_1, self.sponsor_2 = await f.partner(s, PartnerKind.SPONSOR), await f.partner(s, PartnerKind.SPONSOR)
+            self.sponsor_1, self.sponsor_2 = (
+                await f.partner(s, PartnerKind.SPONSOR),
+                await f.partner(s, PartnerKind.SPONSOR),
+            )
             self.charity_1 = await f.partner(s, PartnerKind.BENEFICIARY)
             self.charity_2 = await f.partner(s, PartnerKind.BENEFICIARY)
             self.kim = await f.member(s, self.op_a)
@@ -94,17 +106,34 @@ async def _member(db, w: World):
 
 async def _ledger_entry(db, w: World):
     async with db.session() as s:
-        wallet = (await s.execute(sa.select(Account).where(Account.owner_kind == OwnerKind.MEMBER, Account.owner_id == w.kim.id))).scalar_one()
+        wallet = (
+            await s.execute(
+                sa.select(Account).where(Account.owner_kind == OwnerKind.MEMBER, Account.owner_id == w.kim.id)
+            )
+        ).scalar_one()
         entry = (await s.execute(sa.select(LedgerEntry).where(LedgerEntry.account_id == wallet.id))).scalars().first()
     return entry.id, None
 
 
 async def _redemption(db, w: World, *, capture: bool = False):
     async with db.transaction() as s:
-        code = await issue_member_code(session=s, operator_id=w.op_a.id, external_id=w.kim.external_id,
-                                       purpose=MemberCodePurpose.PAYMENT, now=utcnow())
-        r = await redemption_service.authorize(session=s, merchant_id=w.shop_a.id, code=code.code, amount_won=500,
-                                               order_id="order-1", idempotency_key="auth-1", capture=capture, now=utcnow())
+        code = await issue_member_code(
+            session=s,
+            operator_id=w.op_a.id,
+            external_id=w.kim.external_id,
+            purpose=MemberCodePurpose.PAYMENT,
+            now=utcnow(),
+        )
+        r = await redemption_service.authorize(
+            session=s,
+            merchant_id=w.shop_a.id,
+            code=code.code,
+            amount_won=500,
+            order_id="order-1",
+            idempotency_key="auth-1",
+            capture=capture,
+            now=utcnow(),
+        )
     return r.id, None
 
 
@@ -116,24 +145,35 @@ async def _settlement(db, w: World):
     signer = KeyStore(db=db, settings=w.settings)
     await signer.ensure_keys()
     async with db.transaction() as s:
-        row = await settlement_service.close_settlement(session=s, agreement_id=w.agreement.id,
-                                                        period_end=dt.date(2024, 1, 31), signer=signer)
+        row = await settlement_service.close_settlement(
+            session=s, agreement_id=w.agreement.id, period_end=dt.date(2024, 1, 31), signer=signer
+        )
     w.digest = row.digest
     return row.id, None
 
 
 async def _run(db, w: World):
     async with db.transaction() as s:
-        run = await reconciliation.create_run(session=s, agreement_id=w.agreement.id, partner_id=w.op_a.id,
-                                              period_start=dt.date(2024, 1, 1), period_end=dt.date(2024, 1, 31))
+        run = await reconciliation.create_run(
+            session=s,
+            agreement_id=w.agreement.id,
+            partner_id=w.op_a.id,
+            period_start=dt.date(2024, 1, 1),
+            period_end=dt.date(2024, 1, 31),
+        )
     return run.id, None
 
 
 async def _discrepancy(db, w: World):
     run_id, _ = await _run(db, w)
     async with db.transaction() as s:
-        row = Discrepancy(run_id=run_id, reference="r-1", kind=DiscrepancyKind.MISSING_IN_GATEWAY,
-                          flow_kind=FlowKind.CROSS_REDEMPTION, partner_amount_won=500)
+        row = Discrepancy(
+            run_id=run_id,
+            reference="r-1",
+            kind=DiscrepancyKind.MISSING_IN_GATEWAY,
+            flow_kind=FlowKind.CROSS_REDEMPTION,
+            partner_amount_won=500,
+        )
         s.add(row)
         await s.flush()
     return row.id, None
@@ -141,9 +181,19 @@ async def _discrepancy(db, w: World):
 
 async def _campaign(db, w: World):
     async with db.transaction() as s:
-        row = Campaign(code="spring-walk", name="Spring walk", sponsor_id=w.sponsor_1.id, beneficiary_id=w.charity_1.id,
-                       starts_on=dt.date(2025, 3, 1), ends_on=dt.date(2025, 3, 31), won_per_km=100, goal_steps=None,
-                       won_per_achiever=0, match_ratio=Decimal(1), budget_won=1_000_000)
+        row = Campaign(
+            code="spring-walk",
+            name="Spring walk",
+            sponsor_id=w.sponsor_1.id,
+            beneficiary_id=w.charity_1.id,
+            starts_on=dt.date(2025, 3, 1),
+            ends_on=dt.date(2025, 3, 31),
+            won_per_km=100,
+            goal_steps=None,
+            won_per_achiever=0,
+            match_ratio=Decimal(1),
+            budget_won=1_000_000,
+        )
         s.add(row)
         await s.flush()
     w.campaign = row
@@ -153,8 +203,16 @@ async def _campaign(db, w: World):
 async def _donation(db, w: World):
     await _campaign(db, w)
     async with db.transaction() as s:
-        row = Donation(reference="don-1", operator_id=w.op_a.id, member_id=w.kim.id, beneficiary_id=w.charity_1.id,
-                       campaign_id=w.campaign.id, points=10, unit=w.op_a.unit_code, won_value=10)
+        row = Donation(
+            reference="don-1",
+            operator_id=w.op_a.id,
+            member_id=w.kim.id,
+            beneficiary_id=w.charity_1.id,
+            campaign_id=w.campaign.id,
+            points=10,
+            unit=w.op_a.unit_code,
+            won_value=10,
+        )
         s.add(row)
         await s.flush()
     return row.id, None
@@ -162,9 +220,20 @@ async def _donation(db, w: World):
 
 async def _exchange(db, w: World):
     async with db.transaction() as s:
-        row = Exchange(reference="ex-1", agreement_id=w.agreement.id, from_operator_id=w.op_a.id, to_operator_id=w.op_b.id,
-                       from_member_id=w.kim.id, to_member_id=w.lee.id, from_points=100, from_unit=w.op_a.unit_code,
-                       to_points=99, to_unit=w.op_b.unit_code, won_value=100, fee_won=1)
+        row = Exchange(
+            reference="ex-1",
+            agreement_id=w.agreement.id,
+            from_operator_id=w.op_a.id,
+            to_operator_id=w.op_b.id,
+            from_member_id=w.kim.id,
+            to_member_id=w.lee.id,
+            from_points=100,
+            from_unit=w.op_a.unit_code,
+            to_points=99,
+            to_unit=w.op_b.unit_code,
+            won_value=100,
+            fee_won=1,
+        )
         s.add(row)
         await s.flush()
     return row.id, None
@@ -187,19 +256,36 @@ class Row:
 
 OTHERS = ("op_c", "shop_a", "sponsor_1")  # another program's operator, the party's own merchant, another kind
 ROWS: dict[str, Row] = {
-    "Partner": Row(_partner, ("op_a",), ("op_c", "shop_c", "sponsor_2", "charity_2"),
-                   typed="partner(code: $v) { id }", typed_var="String!", public=True),
+    "Partner": Row(
+        _partner,
+        ("op_a",),
+        ("op_c", "shop_c", "sponsor_2", "charity_2"),
+        typed="partner(code: $v) { id }",
+        typed_var="String!",
+        public=True,
+    ),
     "Agreement": Row(_agreement, ("op_a", "op_b"), OTHERS + ("charity_1",)),
-    "Member": Row(_member, ("op_a",), ("op_b", "op_c", "shop_a", "sponsor_1"),
-                  typed="member(externalId: $v) { id }", typed_var="String!"),
+    "Member": Row(
+        _member,
+        ("op_a",),
+        ("op_b", "op_c", "shop_a", "sponsor_1"),
+        typed="member(externalId: $v) { id }",
+        typed_var="String!",
+    ),
     "LedgerEntry": Row(_ledger_entry, ("op_a",), ("op_b", "op_c", "shop_a", "sponsor_1")),
-    "Redemption": Row(_redemption, ("shop_a", "op_a"), ("shop_c", "op_b", "op_c", "sponsor_1"),
-                      typed="redemption(id: $v) { id }"),
+    "Redemption": Row(
+        _redemption, ("shop_a", "op_a"), ("shop_c", "op_b", "op_c", "sponsor_1"), typed="redemption(id: $v) { id }"
+    ),
     "Settlement": Row(_settlement, ("op_a", "op_b"), OTHERS, typed="settlement(id: $v) { id }"),
     "ReconciliationRun": Row(_run, ("op_a", "op_b"), OTHERS, typed="reconciliationRun(id: $v) { id }"),
     "Discrepancy": Row(_discrepancy, ("op_a", "op_b"), OTHERS),
-    "Campaign": Row(_campaign, ("sponsor_1", "charity_1", "op_a"), ("sponsor_2", "charity_2", "shop_a"),
-                    typed="campaign(code: $v) { id }", typed_var="String!"),
+    "Campaign": Row(
+        _campaign,
+        ("sponsor_1", "charity_1", "op_a"),
+        ("sponsor_2", "charity_2", "shop_a"),
+        typed="campaign(code: $v) { id }",
+        typed_var="String!",
+    ),
     "Donation": Row(_donation, ("op_a", "charity_1", "sponsor_1"), ("op_b", "charity_2", "sponsor_2", "shop_a")),
     "Exchange": Row(_exchange, ("op_a", "op_b"), OTHERS),
 }
@@ -280,21 +366,66 @@ def _settlement_mutation(name: str) -> str:
 
 
 MUTATIONS = [
-    MutationRow("Redemption", _redemption, Redemption, _redemption_mutation("captureRedemption"),
-                lambda w, gid, n: {"redemptionId": gid, "idempotencyKey": f"capture-{n}"}, "shop_a", ("shop_c",)),
-    MutationRow("Redemption", _redemption, Redemption, _redemption_mutation("voidRedemption"),
-                lambda w, gid, n: {"redemptionId": gid, "idempotencyKey": f"void-{n}"}, "shop_a", ("shop_c",)),
-    MutationRow("Redemption", _captured_redemption, Redemption, _redemption_mutation("refundRedemption"),
-                lambda w, gid, n: {"redemptionId": gid, "amountWon": 100, "idempotencyKey": f"refund-{n}", "reason": "returned"},
-                "shop_a", ("shop_c",)),
-    MutationRow("Settlement", _settlement, Settlement, _settlement_mutation("confirmSettlement"),
-                lambda w, gid, n: {"settlementId": gid, "digest": w.digest}, "op_a", ("op_c",)),
-    MutationRow("Settlement", _settlement, Settlement, _settlement_mutation("disputeSettlement"),
-                lambda w, gid, n: {"settlementId": gid, "reason": "a line is missing"}, "op_a", ("op_c",)),
-    MutationRow("Discrepancy", _discrepancy, Discrepancy,
-                "mutation($input: ResolveDiscrepancyInput!) { resolveDiscrepancy(input: $input) "
-                "{ discrepancy { id status } errors { code message field } } }",
-                lambda w, gid, n: {"discrepancyId": gid, "resolution": "booked late"}, "op_a", ("op_c",)),
+    MutationRow(
+        "Redemption",
+        _redemption,
+        Redemption,
+        _redemption_mutation("captureRedemption"),
+        lambda w, gid, n: {"redemptionId": gid, "idempotencyKey": f"capture-{n}"},
+        "shop_a",
+        ("shop_c",),
+    ),
+    MutationRow(
+        "Redemption",
+        _redemption,
+        Redemption,
+        _redemption_mutation("voidRedemption"),
+        lambda w, gid, n: {"redemptionId": gid, "idempotencyKey": f"void-{n}"},
+        "shop_a",
+        ("shop_c",),
+    ),
+    MutationRow(
+        "Redemption",
+        _captured_redemption,
+        Redemption,
+        _redemption_mutation("refundRedemption"),
+        lambda w, gid, n: {
+            "redemptionId": gid,
+            "amountWon": 100,
+            "idempotencyKey": f"refund-{n}",
+            "reason": "returned",
+        },
+        "shop_a",
+        ("shop_c",),
+    ),
+    MutationRow(
+        "Settlement",
+        _settlement,
+        Settlement,
+        _settlement_mutation("confirmSettlement"),
+        lambda w, gid, n: {"settlementId": gid, "digest": w.digest},
+        "op_a",
+        ("op_c",),
+    ),
+    MutationRow(
+        "Settlement",
+        _settlement,
+        Settlement,
+        _settlement_mutation("disputeSettlement"),
+        lambda w, gid, n: {"settlementId": gid, "reason": "a line is missing"},
+        "op_a",
+        ("op_c",),
+    ),
+    MutationRow(
+        "Discrepancy",
+        _discrepancy,
+        Discrepancy,
+        "mutation($input: ResolveDiscrepancyInput!) { resolveDiscrepancy(input: $input) "
+        "{ discrepancy { id status } errors { code message field } } }",
+        lambda w, gid, n: {"discrepancyId": gid, "resolution": "booked late"},
+        "op_a",
+        ("op_c",),
+    ),
 ]
 
 
@@ -305,8 +436,13 @@ async def _state(db, model: type, pk: int) -> tuple:
         columns = tuple(getattr(row, c.key) for c in model.__mapper__.column_attrs)
         responses = 0
         if model is Settlement:
-            responses = (await s.execute(sa.select(sa.func.count()).select_from(SettlementResponse)
-                                         .where(SettlementResponse.settlement_id == pk))).scalar_one()
+            responses = (
+                await s.execute(
+                    sa.select(sa.func.count())
+                    .select_from(SettlementResponse)
+                    .where(SettlementResponse.settlement_id == pk)
+                )
+            ).scalar_one()
         return columns, responses
 
 
@@ -322,8 +458,10 @@ async def test_an_outsider_mutating_by_id_gets_the_unknown_id_answer_and_changes
         who = w.who(outsider)
         known = await execute(db, settings, who, row.mutation, {"input": row.input(w, gid, n)})
         unknown = await execute(db, settings, who, row.mutation, {"input": row.input(w, unknown_gid, n)})
-        as_json = [json.dumps({"data": r.data, "errors": [e.formatted for e in r.errors or []]}, sort_keys=True)
-                   for r in (known, unknown)]
+        as_json = [
+            json.dumps({"data": r.data, "errors": [e.formatted for e in r.errors or []]}, sort_keys=True)
+            for r in (known, unknown)
+        ]
         assert as_json[0] == as_json[1].replace(unknown_gid, gid), outsider
         assert await _state(db, row.model, pk) == before, outsider
 

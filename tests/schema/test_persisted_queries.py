@@ -1,5 +1,6 @@
 """Automatic persisted queries (Apollo's convention) over real HTTP, and clients
 registered to run only persisted queries."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,9 @@ def _code(result: dict) -> str:
 
 
 async def _operator(db, live_server, code: str, unit: str) -> tuple[str, str]:
-    reg = await register_partner(db, code=code, kind="OPERATOR", scopes=["members:read"], unit_code=unit, won_per_point=1)
+    reg = await register_partner(
+        db, code=code, kind="OPERATOR", scopes=["members:read"], unit_code=unit, won_per_point=1
+    )
     return reg.client_id, get_token(live_server.url, reg.client_id, reg.client_secret)
 
 

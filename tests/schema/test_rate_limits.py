@@ -1,5 +1,6 @@
 """Per-client rate limits: a token bucket and a concurrency cap per client id; over
 either, HTTP 429 with Retry-After and LIMIT_EXCEEDED, while other clients are served."""
+
 from __future__ import annotations
 
 import threading
@@ -65,8 +66,12 @@ def _endpoint(live_server) -> GraphQLEndpoint:
 
 
 async def _two_clients(db, live_server) -> tuple[str, str, str]:
-    a = await register_partner(db, code="walk-a", kind="OPERATOR", scopes=["members:read"], unit_code="WA", won_per_point=1)
-    b = await register_partner(db, code="walk-b", kind="OPERATOR", scopes=["members:read"], unit_code="WB", won_per_point=1)
+    a = await register_partner(
+        db, code="walk-a", kind="OPERATOR", scopes=["members:read"], unit_code="WA", won_per_point=1
+    )
+    b = await register_partner(
+        db, code="walk-b", kind="OPERATOR", scopes=["members:read"], unit_code="WB", won_per_point=1
+    )
     return (
         a.client_id,
         get_token(live_server.url, a.client_id, a.client_secret),
@@ -104,7 +109,9 @@ async def test_a_second_concurrent_request_of_one_client_gets_429(db, live_serve
     headers = {"Authorization": f"Bearer {slow}", "Content-Type": "application/json"}
     first: dict = {}
     worker = threading.Thread(
-        target=lambda: first.update(r=httpx.post(live_server.url + "/graphql", content=body(), headers=headers, timeout=30))
+        target=lambda: first.update(
+            r=httpx.post(live_server.url + "/graphql", content=body(), headers=headers, timeout=30)
+        )
     )
     worker.start()
     try:

@@ -1,4 +1,5 @@
 """The redemptions list loads its partners in batches: the SQL count does not grow with the rows."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +11,7 @@ from tests.gateway import factories as f
 from tests.schema.test_dataloaders import StatementCounter
 from tests.support.schema import execute, principal
 
-NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 3, 5, 3, 0, tzinfo=dt.UTC)
 LIST = """query { redemptions(first: 50) { edges { node { id status points merchant { code operator { code } }
   memberOperator { code unit { code } } } } } }"""
 
@@ -27,10 +28,23 @@ async def _redemptions(db, n: int):
     for i in range(n):
         member, shop = members[i % 2], shops[i % 3]
         async with db.transaction() as s:
-            code = await issue_member_code(session=s, operator_id=member.operator_id, external_id=member.external_id,
-                                           purpose=MemberCodePurpose.PAYMENT, now=NOW)
-            await svc.authorize(session=s, merchant_id=shop.id, code=code.code, amount_won=10, order_id=f"o-{i}",
-                                idempotency_key=f"k-{i}", capture=i % 2 == 0, now=NOW)
+            code = await issue_member_code(
+                session=s,
+                operator_id=member.operator_id,
+                external_id=member.external_id,
+                purpose=MemberCodePurpose.PAYMENT,
+                now=NOW,
+            )
+            await svc.authorize(
+                session=s,
+                merchant_id=shop.id,
+                code=code.code,
+                amount_won=10,
+                order_id=f"o-{i}",
+                idempotency_key=f"k-{i}",
+                capture=i % 2 == 0,
+                now=NOW,
+            )
     return op
 
 

@@ -1,4 +1,5 @@
 """GraphQL: webhook endpoints and deliveries, each partner for itself."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +28,9 @@ query($endpoint: ID, $status: DeliveryStatus, $first: Int, $after: String) {
     pageInfo { hasNextPage endCursor }
   }
 }"""
-REDELIVER = "mutation($id: ID!) { redeliverWebhook(input: {deliveryId: $id}) { delivery { id status } errors { code field } } }"
+REDELIVER = (
+    "mutation($id: ID!) { redeliverWebhook(input: {deliveryId: $id}) { delivery { id status } errors { code field } } }"
+)
 
 
 @pytest.fixture
@@ -65,7 +68,12 @@ async def test_any_partner_registers_endpoints_for_itself_and_sees_only_those(db
 
 async def test_urls_on_private_addresses_are_refused_unless_allowed(db, settings, world):
     strict = dataclasses.replace(settings, webhook_allow_private=False)
-    for url in ("http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:9000/hook", "http://[::1]/x", "gopher://example.com/"):
+    for url in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:9000/hook",
+        "http://[::1]/x",
+        "gopher://example.com/",
+    ):
         payload = (await execute(db, strict, world["op"], CREATE, {"url": url, "types": ["activity.credited"]})).data[
             "createWebhookEndpoint"
         ]
@@ -73,7 +81,9 @@ async def test_urls_on_private_addresses_are_refused_unless_allowed(db, settings
         assert payload["errors"][0]["code"] == "INVALID_INPUT" and payload["errors"][0]["field"] == ["input", "url"]
     allowed = await _create(db, settings, world["op"], url="http://127.0.0.1:9000/hook")
     assert allowed["errors"] == []
-    bad_type = (await execute(db, settings, world["op"], CREATE, {"url": "https://a.example/x", "types": ["nope"]})).data
+    bad_type = (
+        await execute(db, settings, world["op"], CREATE, {"url": "https://a.example/x", "types": ["nope"]})
+    ).data
     assert bad_type["createWebhookEndpoint"]["errors"][0]["field"] == ["input", "eventTypes"]
 
 
@@ -102,13 +112,19 @@ async def test_another_partners_endpoint_or_delivery_answers_not_found(db, setti
     again = (await execute(db, settings, world["op"], DELETE, {"id": endpoint_id})).data["deleteWebhookEndpoint"]
     assert again["errors"][0]["code"] == "NOT_FOUND"
     # Its deliveries stay readable, failed.
-    after = (await execute(db, settings, world["op"], DELIVERIES, {"endpoint": endpoint_id})).data["webhookDeliveries"]["edges"]
-    assert [e["node"]["status"] for e in after] == ["FAILED"] and after[0]["node"]["lastError"] == "the endpoint was deleted"
+    after = (await execute(db, settings, world["op"], DELIVERIES, {"endpoint": endpoint_id})).data["webhookDeliveries"][
+        "edges"
+    ]
+    assert [e["node"]["status"] for e in after] == ["FAILED"] and after[0]["node"][
+        "lastError"
+    ] == "the endpoint was deleted"
 
 
 async def test_deliveries_are_listed_newest_first_page_by_page(db, settings, world):
     first = await _create(db, settings, world["op"], url="https://one.example/h")
-    second = await _create(db, settings, world["op"], url="https://two.example/h", types=("activity.credited", "redemption.captured"))
+    second = await _create(
+        db, settings, world["op"], url="https://two.example/h", types=("activity.credited", "redemption.captured")
+    )
     events = []
     for type_ in ("activity.credited", "redemption.captured", "activity.credited"):
         async with db.transaction() as session:
@@ -116,9 +132,9 @@ async def test_deliveries_are_listed_newest_first_page_by_page(db, settings, wor
     assert await webhooks.dispatch(db=db) == 5
     page = (await execute(db, settings, world["op"], DELIVERIES, {"first": 2})).data["webhookDeliveries"]
     assert page["pageInfo"]["hasNextPage"]
-    rest = (await execute(db, settings, world["op"], DELIVERIES, {"first": 10, "after": page["pageInfo"]["endCursor"]})).data[
-        "webhookDeliveries"
-    ]
+    rest = (
+        await execute(db, settings, world["op"], DELIVERIES, {"first": 10, "after": page["pageInfo"]["endCursor"]})
+    ).data["webhookDeliveries"]
     nodes = [e["node"] for e in page["edges"] + rest["edges"]]
     assert len(nodes) == 5 and not rest["pageInfo"]["hasNextPage"]
     pks = [decode_pk(n["id"], "WebhookDelivery") for n in nodes]

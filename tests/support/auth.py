@@ -7,6 +7,7 @@
 
 Everything here is what a partner does: real POSTs to /oauth/token and /graphql with httpx.
 """
+
 from __future__ import annotations
 
 import json
@@ -117,7 +118,11 @@ async def add_client(
     async with db.transaction() as session:
         partner = await require(session, partner_code)
         client, secret = await create_client(
-            session=session, partner=partner, scopes=scopes, auth_method=auth_method, jwks=public_jwks(key) if key else None
+            session=session,
+            partner=partner,
+            scopes=scopes,
+            auth_method=auth_method,
+            jwks=public_jwks(key) if key else None,
         )
         return Registered(partner.id, partner.code, client.client_id, secret, auth_method, client.scopes, key)
 
@@ -126,14 +131,28 @@ _ALG_OF_KEY = {"EC": "ES256", "RSA": "RS256", "OKP": "EdDSA"}
 
 
 def client_assertion(
-    client_id: str, key: Key, audience: str, *, lifetime: int = 120, jti: str | None = None, alg: str | None = None, **extra: Any
+    client_id: str,
+    key: Key,
+    audience: str,
+    *,
+    lifetime: int = 120,
+    jti: str | None = None,
+    alg: str | None = None,
+    **extra: Any,
 ) -> str:
     """An RFC 7523 client assertion, as a partner builds it (alg from the key type by default)."""
     from auth.keys import jws_registry
 
     alg = alg or key.get("alg") or _ALG_OF_KEY[key.key_type]
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + lifetime, "jti": jti or uuid.uuid4().hex}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": jti or uuid.uuid4().hex,
+    }
     claims.update(extra)
     return jwt.encode({"alg": alg, "kid": key.kid}, claims, key, registry=jws_registry([alg]))
 
@@ -160,12 +179,19 @@ def request_token(
         data.update(client_id=client_id, client_secret=client_secret or "")
     else:
         data["client_assertion_type"] = ASSERTION_TYPE
-        data["client_assertion"] = assertion or client_assertion(client_id, private_key, base_url.rstrip("/") + "/oauth/token")
+        data["client_assertion"] = assertion or client_assertion(
+            client_id, private_key, base_url.rstrip("/") + "/oauth/token"
+        )
     return httpx.post(base_url.rstrip("/") + "/oauth/token", data=data, auth=auth, timeout=30)
 
 
 def get_token(
-    base_url: str, client_id: str, client_secret: str | None, scope: str | None = None, *, private_key: Key | None = None
+    base_url: str,
+    client_id: str,
+    client_secret: str | None,
+    scope: str | None = None,
+    *,
+    private_key: Key | None = None,
 ) -> str:
     """An access token for the client: Basic auth with a secret, private_key_jwt with a key."""
     if private_key is not None:
@@ -213,14 +239,22 @@ class GatewayClient:
         self._expires_at = 0.0
 
     @classmethod
-    def of(cls, base_url: str, registered: Registered, scope: str | None = None) -> "GatewayClient":
-        return cls(base_url, registered.client_id, registered.client_secret, private_key=registered.private_key, scope=scope)
+    def of(cls, base_url: str, registered: Registered, scope: str | None = None) -> GatewayClient:
+        return cls(
+            base_url, registered.client_id, registered.client_secret, private_key=registered.private_key, scope=scope
+        )
 
     @property
     def token(self) -> str:
         if self._token is None or time.time() > self._expires_at - 30:
             if self.private_key is not None:
-                response = request_token(self.base_url, self.client_id, scope=self.scope, method=PRIVATE_KEY_JWT, private_key=self.private_key)
+                response = request_token(
+                    self.base_url,
+                    self.client_id,
+                    scope=self.scope,
+                    method=PRIVATE_KEY_JWT,
+                    private_key=self.private_key,
+                )
             else:
                 response = request_token(self.base_url, self.client_id, self.client_secret, self.scope)
             assert response.status_code == 200, f"token request failed: {response.status_code} {response.text}"

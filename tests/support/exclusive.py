@@ -10,6 +10,7 @@ taken forever, one test after the other). The locks are files (flock) in the run
 temporary directory, which all workers share and pytest cleans up; a killed worker releases
 its lock with its process.
 """
+
 from __future__ import annotations
 
 import fcntl

@@ -19,6 +19,7 @@ test gets a new clone.
 Each database carries a comment naming host and pid, so that a later run drops the
 leftovers of a run that was killed (and only those: a live run's databases stay).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -69,7 +70,7 @@ class Baseline:
         self.fingerprint = fingerprint
 
     @classmethod
-    async def read(cls, conn: asyncpg.Connection) -> "Baseline":
+    async def read(cls, conn: asyncpg.Connection) -> Baseline:
         tables = [
             r["tablename"]
             for r in await conn.fetch(
@@ -142,7 +143,7 @@ class PgDatabases:
         name = f"{self.prefix}_tpl"
         try:
             self._run(self._drop_stale())
-            self._create(f'CREATE DATABASE {_quote(name)}', name)
+            self._create(f"CREATE DATABASE {_quote(name)}", name)
             self._run(self.build_schema(self.url(name)))
             self.baseline = self._run(self._read_baseline(name))
         except BaseException as exc:

@@ -7,6 +7,7 @@ reports of each file, which arrive in the controller with or without xdist, and 
 file's line once its last test is torn down. The time is the sum of its tests' setup, call
 and teardown (time spent by a worker, not wall time). In quiet mode the dots are dropped.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict

@@ -6,6 +6,7 @@ one of the numbers 1..15 with a key in database 0 (`SET … NX` with an expiry, 
 use and deleted at the end), and a killed run's claim lapses by itself. Database 0 is left to
 tests that share it by key prefix.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,7 +60,9 @@ class RedisDatabases:
                     self.number = number
                     return self._emptied(number)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"all Redis databases {NUMBERS.start}..{NUMBERS.stop - 1} are claimed by other test runs")
+                raise RuntimeError(
+                    f"all Redis databases {NUMBERS.start}..{NUMBERS.stop - 1} are claimed by other test runs"
+                )
             time.sleep(0.5)
 
     def _emptied(self, number: int) -> str:

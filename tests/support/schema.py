@@ -2,6 +2,7 @@
 
 End-to-end tests go over HTTP with real tokens instead (tests/support/auth.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,7 +26,7 @@ def principal(partner_id: int, code: str, kind: str, *scopes: str) -> Principal:
         partner_kind=kind,
         scopes=frozenset(scopes or (["admin"] if kind == "ADMIN" else [])),
         jti="test",
-        expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5),
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5),
     )
 
 

@@ -9,6 +9,7 @@
 Each runs a Starlette app under uvicorn in a thread of its own; use the fixtures
 `operator_api` and `webhook_receiver` (import them into the test module).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +38,14 @@ class SimServer:
         sock.close()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+            uvicorn.Config(
+                self.app(),
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=1,
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -97,7 +105,13 @@ class OperatorApi(SimServer):
     def add_report(self, agreement: str, start: str, end: str, lines: list[dict], report_id: str | None = None) -> None:
         with self.lock:
             self.reports.append(
-                {"id": report_id or f"r{len(self.reports) + 1}", "agreement": agreement, "from": start, "to": end, "lines": lines}
+                {
+                    "id": report_id or f"r{len(self.reports) + 1}",
+                    "agreement": agreement,
+                    "from": start,
+                    "to": end,
+                    "lines": lines,
+                }
             )
 
     def fail_next(self, n: int, status: int = 503) -> None:

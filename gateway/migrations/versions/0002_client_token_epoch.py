@@ -8,8 +8,9 @@ the current one. Existing clients start at 0, as do tokens issued before this re
 Revision ID: 0002_client_token_epoch
 Revises: 0001
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0002_client_token_epoch"
 down_revision = "0001"

@@ -8,8 +8,9 @@ and `last_used_at` orders the least recently used for eviction.
 Revision ID: 0003_persisted_queries_per_partner
 Revises: 0002_client_token_epoch
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 import gateway.db
 

@@ -10,8 +10,9 @@ they get `seq` = their rank by id, so their hashes stay valid.
 Revision ID: 0004_audit_sealer
 Revises: 0003_persisted_queries_per_partner
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0004_audit_sealer"
 down_revision = "0003_persisted_queries_per_partner"
