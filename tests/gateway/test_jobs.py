@@ -122,7 +122,8 @@ def test_the_composition_root_gives_the_scheduler_every_package_s_jobs():
         "points.expire",
         "redemptions.expire",
         "settlement.close_due",
-        "reconciliation.recover",  # gateway
+        "reconciliation.recover",
+        "audit.seal",  # gateway
     }
     assert jobs["connectors.sync"].timeout_seconds == 120 and not jobs["webhooks.deliver"].singleton
     assert jobs["points.expire"].singleton and jobs["points.expire"].timeout_seconds == 36_000
