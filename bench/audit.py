@@ -29,17 +29,13 @@ import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from support import free_port, serve  # noqa: E402  (bench/support.py)
+
 PG_ADMIN_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "bench-secret-key-" + uuid.uuid4().hex
 CREATE = 'mutation($code: String!) { createPartner(input: {code: $code, name: "Sponsor", kind: SPONSOR}) { errors { code } } }'
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(root: Path, url: str, issuer: str) -> dict:
@@ -67,40 +63,6 @@ def _cli(root: Path, env: dict, *args: str) -> str:
     return done.stdout
 
 
-def _serve(root: Path, env: dict, port: int, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "serve",
-                "--no-migrate",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=root,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text()[-2000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the gateway did not become ready")
-
-
 async def _send(urls: list[str], token: str, n: int, concurrency: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     queue = iter(range(n))
@@ -126,7 +88,7 @@ async def main(root: Path, mutations: int, concurrency: int) -> None:
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     env = _env(root, url, urls[0])
     processes = []
@@ -135,7 +97,7 @@ async def main(root: Path, mutations: int, concurrency: int) -> None:
         client = json.loads(_cli(root, env, "create-admin-client", "--json", "--no-migrate"))
         with tempfile.TemporaryDirectory() as logs:
             for port in ports:  # one after the other: the first creates the signing keys
-                processes.append(_serve(root, env, port, Path(logs) / f"{port}.log"))
+                processes.append(serve(env, port, Path(logs) / f"{port}.log", cwd=root))
             token = httpx.post(
                 urls[0] + "/oauth/token",
                 data={"grant_type": "client_credentials"},

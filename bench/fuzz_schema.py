@@ -40,7 +40,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -49,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-from support import free_port  # noqa: E402  (bench/support.py)
+from support import free_port, serve  # noqa: E402  (bench/support.py)
 
 PG_ADMIN_DSN = os.environ.get("GATEWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_URL_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -143,42 +142,6 @@ def cli(env: dict[str, str], *args: str) -> str:
     if done.returncode:
         raise RuntimeError(f"mileage-gateway {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return done.stdout
-
-
-def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    base = env["GATEWAY_ISSUER"]
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "serve",
-                "--no-migrate",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the gateway exited:\n" + log.read_text(errors="replace")[-3000:])
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the gateway did not become ready")
 
 
 def token(base: str, client_id: str, secret: str) -> str:

@@ -36,6 +36,12 @@ def start_gateway(url: str, log: Path) -> tuple[subprocess.Popen, str]:
         "GATEWAY_RATE_BURST": "1000000",
         "GATEWAY_MAX_CONCURRENT": "100000",
     }
+    return serve(env, port, log), base
+
+
+def serve(env: dict[str, str], port: int, log: Path, *, cwd: Path = ROOT) -> subprocess.Popen:
+    """`mileage-gateway serve` (no migration) from the checkout `cwd`, once it answers /readyz."""
+    base = f"http://127.0.0.1:{port}"
     with open(log, "wb") as sink:
         process = subprocess.Popen(
             [
@@ -51,7 +57,7 @@ def start_gateway(url: str, log: Path) -> tuple[subprocess.Popen, str]:
                 "--log-level",
                 "warning",
             ],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -59,10 +65,10 @@ def start_gateway(url: str, log: Path) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("the gateway exited:\n" + log.read_text()[-3000:])
+            raise RuntimeError("the gateway exited:\n" + log.read_text(errors="replace")[-3000:])
         try:
             if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return process, base
+                return process
         except httpx.HTTPError:
             pass
         time.sleep(0.2)

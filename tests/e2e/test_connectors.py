@@ -100,7 +100,9 @@ def wait_for_run(gw: GatewayClient, run_id: str, timeout: float = 15) -> dict:
         connector = gw.data(CONNECTORS)["connectors"][0]
         run = next((r for r in connector["runs"] if r["id"] == run_id), None)
         if run and run["status"] != "RUNNING":
-            return connector
+            # The connector and its runs are read by two statements: the read that saw the run
+            # end may hold the connector from just before. Read once more, after the end.
+            return gw.data(CONNECTORS)["connectors"][0]
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} did not finish")
 

@@ -84,7 +84,8 @@ async def _wait_for_run(db, settings, who, status="COMPLETED") -> dict:
         result = await execute(db, settings, who, CONNECTORS)
         runs = result.data["connectors"][0]["runs"]
         if runs and runs[0]["status"] == status:
-            return result.data["connectors"][0]
+            # Connector and runs come from two statements: read again, after the run's end.
+            return (await execute(db, settings, who, CONNECTORS)).data["connectors"][0]
         await asyncio.sleep(0.05)
     raise AssertionError(f"no {status} run: {result.data}")
 
