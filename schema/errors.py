@@ -4,8 +4,6 @@ and `classify`, which gives every GraphQL error a code and masks the unexpected 
 from __future__ import annotations
 
 import enum
-import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -15,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import audit, metrics
 from gateway.errors import DomainError
+from schema.rest_errors import INTERNAL, INTERNAL_MESSAGE, log_internal
 from schema.scalars import InvalidScalar
-
-log = logging.getLogger("gateway.errors")
 
 
 @strawberry.enum
@@ -111,10 +108,8 @@ async def mutate(
 
 # ---------------------------------------------------------------- every error with a code
 
-INTERNAL = "INTERNAL"
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-INTERNAL_MESSAGE = "Internal error. Quote the errorId to the program office if it persists."
 
 #: graphql-core's own wording for a variable value it could not coerce (the value is the
 #: client's; the message only echoes it).
@@ -166,10 +161,8 @@ def classify(errors: list[GraphQLError], *, show_internal: bool = False) -> None
         if code is not None:
             error.extensions = {**(error.extensions or {}), "code": code}
             continue
-        error_id = uuid.uuid4().hex
         path = ".".join(str(p) for p in error.path or ()) or "(operation)"
-        exc_info = (type(cause), cause, cause.__traceback__) if cause is not None else None
-        log.error("INTERNAL errorId=%s at %s: %s", error_id, path, error.message, exc_info=exc_info)
+        error_id = log_internal(cause, path, error.message)
         if not show_internal:
             error.message = INTERNAL_MESSAGE
         error.extensions = {"code": INTERNAL, "errorId": error_id}

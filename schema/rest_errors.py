@@ -66,15 +66,17 @@ def face_error(
     return JSONResponse(error_body(face_of(path), code, message, **extra), status_code=status, headers=headers)
 
 
-def log_internal(exc: BaseException, where: str) -> str:
-    """Log `exc` with its traceback under a new error id, and return the id."""
+def log_internal(exc: BaseException | None, where: str, summary: str | None = None) -> str:
+    """Log an unexpected failure at `where` (with `exc`'s traceback) under a new error id, and
+    return the id; GraphQL's `classify` and every REST face log through here."""
     error_id = uuid.uuid4().hex
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
     log.error(
         "INTERNAL errorId=%s at %s: %s",
         error_id,
         where,
-        type(exc).__name__,
-        exc_info=(type(exc), exc, exc.__traceback__),
+        summary if summary is not None else type(exc).__name__,
+        exc_info=exc_info,
     )
     return error_id
 
